@@ -1,0 +1,50 @@
+"""The library's own exception types.
+
+Every error raised on bad input is one of these, so callers can catch
+``ActiveLearnError`` for everything, or the built-in base (``ValueError``,
+``RuntimeError``, ``FileNotFoundError``) they already expect.  Messages say what
+was received and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActiveLearnError",
+    "InvalidParameterError",
+    "InvalidInputError",
+    "SelectionError",
+    "OracleError",
+    "DatasetNotFoundError",
+    "UnknownStrategyError",
+]
+
+
+class ActiveLearnError(Exception):
+    """Base class of every exception raised by activelearn."""
+
+
+class InvalidParameterError(ActiveLearnError, ValueError):
+    """A hyperparameter or argument has the wrong type or value."""
+
+
+class InvalidInputError(ActiveLearnError, ValueError):
+    """Data (features, targets, indices) is malformed: NaN, wrong shape, out of range."""
+
+
+class UnknownStrategyError(ActiveLearnError, KeyError):
+    """A strategy name is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class SelectionError(ActiveLearnError, RuntimeError):
+    """A strategy returned an invalid selection (duplicates, labeled indices, wrong count)."""
+
+
+class OracleError(ActiveLearnError, RuntimeError):
+    """The oracle could not answer a query, or answered something invalid."""
+
+
+class DatasetNotFoundError(ActiveLearnError, FileNotFoundError):
+    """A dataset root does not hold the expected files."""
