@@ -1,0 +1,61 @@
+"""activelearn: deep active learning in PyTorch.
+
+The pieces: :class:`Pools` (who is labeled), an :class:`Oracle` (who answers),
+:class:`ALModel` (a backbone plus strategy-owned heads), :class:`Trainer`,
+a :class:`~activelearn.strategies.Strategy` and the :class:`ActiveLoop` that
+runs them, returning a :class:`History`.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import backbones, datasets, ops, strategies  # noqa: E402
+from .exceptions import (  # noqa: E402
+    ActiveLearnError,
+    DatasetNotFoundError,
+    InvalidInputError,
+    InvalidParameterError,
+    OracleError,
+    SelectionError,
+    UnknownStrategyError,
+)
+from .history import CycleRecord, History, comparison_table, plot_curves  # noqa: E402
+from .loop import ActiveLoop, validate_selection  # noqa: E402
+from .model import ALModel, ForwardOutput, ModelExtension  # noqa: E402
+from .oracle import Oracle, Query, SimulatedOracle  # noqa: E402
+from .pools import Annotation, Answer, Pools  # noqa: E402
+from .trainer import TrainConfig, Trainer, evaluate  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "backbones",
+    "datasets",
+    "ops",
+    "strategies",
+    "ActiveLearnError",
+    "DatasetNotFoundError",
+    "InvalidInputError",
+    "InvalidParameterError",
+    "OracleError",
+    "SelectionError",
+    "UnknownStrategyError",
+    "CycleRecord",
+    "History",
+    "comparison_table",
+    "plot_curves",
+    "ActiveLoop",
+    "validate_selection",
+    "ALModel",
+    "ForwardOutput",
+    "ModelExtension",
+    "Oracle",
+    "Query",
+    "SimulatedOracle",
+    "Annotation",
+    "Answer",
+    "Pools",
+    "TrainConfig",
+    "Trainer",
+    "evaluate",
+]

@@ -1,0 +1,162 @@
+"""Command line: ``activelearn run``, ``activelearn compare``, ``activelearn list``.
+
+Examples
+--------
+::
+
+    activelearn run --dataset digits --strategy entropy --initial 20 --budget 20 --cycles 5 --seed 0 --out results/
+    activelearn compare --dataset digits --strategies random,entropy,coreset --seeds 0,1,2 --out results/
+    activelearn run --plugin my_strategies.py --strategy my_method ...   # user strategies
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import importlib.util
+import sys
+from dataclasses import replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__, datasets, strategies
+from .configs import preset
+from .exceptions import ActiveLearnError, InvalidParameterError
+from .history import comparison_table, plot_curves
+
+__all__ = ["main", "build_parser"]
+
+
+def _parse_params(items: Sequence[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise InvalidParameterError(f"--param expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            params[key.strip()] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            params[key.strip()] = raw
+    return params
+
+
+def load_plugins(plugins: Sequence[str]) -> None:
+    """Import user modules (file paths or dotted names) that register strategies,
+    plus any installed package exposing the ``activelearn.strategies`` entry point."""
+    for plugin in plugins:
+        path = Path(plugin)
+        if path.suffix == ".py" or path.exists():
+            if not path.is_file():
+                raise InvalidParameterError(f"--plugin {plugin!r}: no such file")
+            spec = importlib.util.spec_from_file_location(f"activelearn_plugin_{path.stem}", path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+        else:
+            importlib.import_module(plugin)
+    for ep in metadata.entry_points(group="activelearn.strategies"):
+        ep.load()
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="digits", help=f"one of {datasets.available()} (default: digits)")
+    p.add_argument("--data-root", default=None, help="folder with the dataset files (default: see the loader)")
+    p.add_argument("--initial", type=int, default=None, help="initial labeled set size (default: the dataset preset)")
+    p.add_argument("--budget", type=int, default=None, help="samples queried per cycle (default: preset)")
+    p.add_argument("--cycles", type=int, default=None, help="train/evaluate rounds (default: preset)")
+    p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs per cycle")
+    p.add_argument("--backbone", default=None, help="mlp, cnn or resnet18 (default: preset)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--noise-rate", type=float, default=0.0, help="label-noise rate of the simulated oracle")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="strategy parameter (repeatable)")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE", help="import a module that registers strategies")
+    p.add_argument("--out", default=None, help="output folder for histories, tables and plots")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="activelearn", description="Deep active learning experiments.")
+    parser.add_argument("--version", action="version", version=f"activelearn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run one strategy")
+    _common(run)
+    run.add_argument("--strategy", required=True, help="a registered name (see `activelearn list`)")
+    run.add_argument("--seed", type=int, default=0)
+    cmp_ = sub.add_parser("compare", help="run several strategies with the same seeds and initial sets")
+    _common(cmp_)
+    cmp_.add_argument("--strategies", required=True, help="comma-separated names")
+    cmp_.add_argument("--seeds", default="0", help="comma-separated seeds, one trial each (default: 0)")
+    lst = sub.add_parser("list", help="list registered strategies and datasets")
+    lst.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE")
+    return parser
+
+
+def _kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    config = preset(args.dataset)
+    if args.epochs is not None:
+        config = replace(config, train=config.train.replace(epochs=args.epochs))
+    data_kwargs = {"root": args.data_root} if args.data_root else {}
+    return dict(
+        config=config,
+        initial=args.initial,
+        budget=args.budget,
+        cycles=args.cycles,
+        backbone=args.backbone,
+        device=args.device,
+        noise_rate=args.noise_rate,
+        strategy_params=_parse_params(args.param),
+        data_kwargs=data_kwargs,
+        progress=not args.no_progress,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``activelearn`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        load_plugins(args.plugin)
+        if args.command == "list":
+            print("strategies:", ", ".join(strategies.available()))
+            print("datasets:  ", ", ".join(datasets.available()))
+            return 0
+        from .experiment import compare, run_experiment  # heavy imports only when running
+
+        out = Path(args.out) if args.out else None
+        if args.command == "run":
+            strategies.get_class(args.strategy) if "+" not in args.strategy else None
+            history = run_experiment(args.dataset, args.strategy, seed=args.seed, out_dir=out, **_kwargs(args))
+            print(f"{args.strategy} on {args.dataset} (seed {args.seed})")
+            print(history.table())
+            if out is not None:
+                print(f"history written to {out / 'history.json'} and {out / 'history.csv'}")
+            return 0
+        names = [s.strip() for s in args.strategies.split(",") if s.strip()]
+        for name in names:
+            if "+" not in name:
+                strategies.get_class(name)
+        seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
+        runs = compare(args.dataset, names, seeds=seeds, out_dir=out, **_kwargs(args))
+        for name, hs in runs.items():
+            print(f"\n{name} (seed {seeds[0]})")
+            print(hs[0].table())
+        table = comparison_table(runs)
+        print(f"\nTest accuracy (%) by labeled-set size, mean over seeds {seeds}:\n{table}")
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "comparison.md").write_text(f"# {args.dataset}: {', '.join(names)} (seeds {seeds})\n\n{table}\n")
+            try:
+                plot_curves(runs, out / "learning_curves.png")
+                print(f"table and plot written to {out / 'comparison.md'} and {out / 'learning_curves.png'}")
+            except ImportError as exc:
+                print(f"table written to {out / 'comparison.md'}; no plot: {exc}")
+        return 0
+    except ActiveLearnError as exc:
+        print(f"activelearn: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,392 @@
+"""The model side: one wrapper around any backbone, and the extension point for heads.
+
+:class:`ALModel` wraps any ``torch.nn.Module`` whose forward returns outputs
+(logits for classification, values for regression).  Forward hooks capture
+
+* ``embeddings``: the input of the backbone's final linear layer (``head``),
+* ``stage{i}``: the outputs of the named intermediate modules (conv maps are
+  global-average-pooled into vectors when served to strategies),
+
+so strategies can ask, in one batched pass over any pool indices, for
+``"logits"``, ``"probs"``, ``"embeddings"``, ``"stage0"``, ... and for anything an
+attached extension provides.  Results are cached until the model changes
+(training, reset, attach): two strategies asking for the same outputs in one
+cycle compute them once.
+
+**Extension point.**  A strategy that changes the model (an auxiliary head, a
+loss-prediction module, a prototype head replacing the softmax) subclasses
+:class:`ModelExtension` and returns instances from
+``Strategy.model_extensions()``; the loop attaches them with
+:meth:`ALModel.attach`.  An extension
+
+1. is built lazily by :meth:`ModelExtension.build` once the feature sizes are
+   known (so it works with any backbone),
+2. adds a term to the training loss through :meth:`ModelExtension.training_loss`
+   (it receives the :class:`ForwardOutput` with gradients and the training
+   progress in [0, 1], e.g. to detach features after 60% of the epochs),
+3. serves named outputs to strategies through :meth:`ModelExtension.infer`, and
+4. may replace the classification head (``replaces_head = True``): then its
+   :meth:`ModelExtension.head_loss` is the main loss and its
+   :meth:`ModelExtension.head_probs` are the model's class scores.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Literal, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._validation import resolve_device
+from .exceptions import InvalidParameterError
+
+__all__ = ["ForwardOutput", "ModelExtension", "ALModel"]
+
+BASE_OUTPUTS = ("logits", "probs", "embeddings")
+
+
+@dataclass
+class ForwardOutput:
+    """What one forward pass of :class:`ALModel` yields (tensors keep their graph in training).
+
+    Attributes
+    ----------
+    logits : torch.Tensor
+        The backbone's outputs, B x C.
+    embeddings : torch.Tensor
+        The penultimate features (input of ``head``), B x d.
+    stages : list of torch.Tensor
+        Raw outputs of the stage modules (conv maps stay B x C x H x W).
+    """
+
+    logits: torch.Tensor
+    embeddings: torch.Tensor
+    stages: list[torch.Tensor] = field(default_factory=list)
+
+
+class ModelExtension(nn.Module):
+    """Base class of everything a strategy plugs into the model.
+
+    Subclasses set ``name`` (unique per model), ``provides`` (output names served
+    to strategies), and override what they need among :meth:`build`,
+    :meth:`training_loss`, :meth:`infer`; a head replacement sets
+    ``replaces_head = True`` and overrides :meth:`head_loss` and
+    :meth:`head_probs`.  Parameters created in :meth:`build` are trained jointly
+    with the backbone and saved with it.
+    """
+
+    name: str = "extension"
+    provides: tuple[str, ...] = ()
+    replaces_head: bool = False
+    #: True when ``head_probs`` (if any) sum to one over classes.
+    probs_sum_to_one: bool = True
+
+    def build(self, embedding_dim: int, stage_shapes: list[tuple[int, ...]], num_classes: int) -> None:
+        """Create the parameters once the backbone's feature sizes are known."""
+
+    def training_loss(self, out: ForwardOutput, targets: torch.Tensor, progress: float) -> torch.Tensor | None:
+        """Extra loss term added to the main loss (already weighted), or None."""
+        return None
+
+    def infer(self, out: ForwardOutput) -> dict[str, torch.Tensor]:
+        """Named outputs (first dimension = batch) served to strategies in evaluation mode."""
+        return {}
+
+    def head_loss(self, out: ForwardOutput, targets: torch.Tensor, progress: float) -> torch.Tensor:
+        """Main loss when this extension replaces the head."""
+        raise InvalidParameterError(f"extension {self.name!r} does not replace the head")
+
+    def head_probs(self, out: ForwardOutput) -> torch.Tensor:
+        """Class scores in [0, 1] when this extension replaces the head."""
+        raise InvalidParameterError(f"extension {self.name!r} does not replace the head")
+
+
+def _last_linear_name(module: nn.Module) -> str:
+    names = [n for n, m in module.named_modules() if isinstance(m, nn.Linear)]
+    if not names:
+        raise InvalidParameterError(
+            f"{type(module).__name__} has no nn.Linear; pass head='<name of the final layer>'"
+        )
+    return names[-1]
+
+
+class ALModel(nn.Module):
+    """A backbone plus its extensions, with cached batched inference over pools.
+
+    Parameters
+    ----------
+    backbone : nn.Module
+        Any module mapping a batch of inputs to B x C outputs.
+    num_classes : int
+        Number of classes (outputs for regression).
+    task : {"classification", "regression"}
+    head : str, optional
+        Name (as in ``named_modules()``) of the final linear layer whose input is
+        the penultimate embedding.  Default: ``backbone.head`` if present, else
+        the last ``nn.Linear``.
+    stages : sequence of str, optional
+        Names of modules whose outputs are the intermediate stage features.
+        Default: ``backbone.stage_names`` if present, else none.
+    device : str or torch.device, optional
+        Default: CUDA when available, else CPU.
+    eval_batch_size : int
+        Batch size of inference passes.
+    seed : int
+        Seeds the initialisation of extensions (inside a forked RNG, the global
+        RNG is untouched).  The backbone's initial weights are those it has when
+        wrapped (build it under a seed, e.g. with
+        :func:`activelearn.backbones.build_backbone`); ``reset_parameters``
+        restores them.
+    progress : bool
+        Show progress bars on long inference passes.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        num_classes: int,
+        task: Literal["classification", "regression"] = "classification",
+        head: str | None = None,
+        stages: Sequence[str] | None = None,
+        device: str | torch.device | None = None,
+        eval_batch_size: int = 1024,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> None:
+        super().__init__()
+        if task not in ("classification", "regression"):
+            raise InvalidParameterError(f"task must be 'classification' or 'regression', got {task!r}")
+        self.backbone = backbone
+        self.num_classes = int(num_classes)
+        self.task = task
+        self.device = resolve_device(device)
+        self.eval_batch_size = int(eval_batch_size)
+        self.seed = int(seed)
+        self.progress = progress
+        modules = dict(backbone.named_modules())
+        if head is None:
+            head = next((n for n, m in modules.items() if m is getattr(backbone, "head", None)), None) or _last_linear_name(backbone)
+        if head not in modules:
+            raise InvalidParameterError(f"head {head!r} is not a submodule of {type(backbone).__name__}; pick one of {list(modules)[:12]}...")
+        self.head_name = head
+        self.stage_names = tuple(stages if stages is not None else getattr(backbone, "stage_names", ()))
+        for s in self.stage_names:
+            if s not in modules:
+                raise InvalidParameterError(f"stage {s!r} is not a submodule of {type(backbone).__name__}")
+        self.extensions = nn.ModuleDict()
+        self._built: set[str] = set()
+        self._captured: dict[str, torch.Tensor] = {}
+        modules[head].register_forward_pre_hook(self._capture_embedding)
+        for i, s in enumerate(self.stage_names):
+            modules[s].register_forward_hook(self._make_stage_hook(i))
+        self.to(self.device)
+        self._initial_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.backbone.state_dict().items()})
+        self._ext_initial: dict[str, dict[str, torch.Tensor]] = {}
+        self._shapes: tuple[int, list[tuple[int, ...]]] | None = None
+        self.version = 0
+        self._cache: dict[tuple[int, str], tuple[torch.Tensor, np.ndarray]] = {}
+        self._cache_version = -1
+
+    # ---------------------------------------------------------------- hooks
+    def _capture_embedding(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        self._captured["embeddings"] = args[0]
+
+    def _make_stage_hook(self, i: int):  # noqa: ANN202
+        def hook(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
+            self._captured[f"stage{i}"] = output
+
+        return hook
+
+    # -------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor) -> ForwardOutput:  # type: ignore[override]
+        """One pass of the backbone returning logits, embeddings and stage outputs."""
+        self._captured = {}
+        logits = self.backbone(x)
+        emb = self._captured["embeddings"].flatten(1)
+        stages = [self._captured[f"stage{i}"] for i in range(len(self.stage_names))]
+        self._captured = {}
+        return ForwardOutput(logits=logits, embeddings=emb, stages=stages)
+
+    @property
+    def head_extension(self) -> ModelExtension | None:
+        """The attached extension that replaces the head, if any."""
+        for ext in self.extensions.values():
+            if ext.replaces_head:  # type: ignore[union-attr]
+                return ext  # type: ignore[return-value]
+        return None
+
+    @property
+    def probs_sum_to_one(self) -> bool:
+        """False when a head replacement yields per-class scores (e.g. NCE-Net prototypes)."""
+        ext = self.head_extension
+        return True if ext is None else bool(ext.probs_sum_to_one)
+
+    def probs_from(self, out: ForwardOutput) -> torch.Tensor:
+        """Class probabilities (or per-class scores of a replacing head)."""
+        ext = self.head_extension
+        if ext is not None:
+            return ext.head_probs(out)
+        return F.softmax(out.logits.float(), dim=1)
+
+    # ----------------------------------------------------------- extensions
+    def _feature_shapes(self, example: torch.Tensor) -> tuple[int, list[tuple[int, ...]]]:
+        if self._shapes is None:
+            was_training = self.training
+            self.eval()
+            with torch.no_grad():
+                out = self.forward(example[:2].to(self.device))
+            self.train(was_training)
+            self._shapes = (int(out.embeddings.shape[1]), [tuple(s.shape[1:]) for s in out.stages])
+        return self._shapes
+
+    def attach(self, extension: ModelExtension) -> ModelExtension:
+        """Attach an extension (idempotent per name: an extension already attached is kept).
+
+        Returns the attached instance (the existing one when the name is taken).
+        """
+        if not isinstance(extension, ModelExtension):
+            raise InvalidParameterError(f"attach() needs a ModelExtension, got {type(extension).__name__}")
+        if extension.name in self.extensions:
+            return self.extensions[extension.name]  # type: ignore[return-value]
+        if extension.replaces_head and self.head_extension is not None:
+            raise InvalidParameterError(
+                f"extension {extension.name!r} replaces the head but {self.head_extension.name!r} already does"
+            )
+        self.extensions[extension.name] = extension
+        self._invalidate()
+        return extension
+
+    def provides(self) -> set[str]:
+        """Output names this model can serve."""
+        names = set(BASE_OUTPUTS) | {f"stage{i}" for i in range(len(self.stage_names))}
+        if self.task != "classification":
+            names.discard("probs")
+        for ext in self.extensions.values():
+            names |= set(ext.provides)  # type: ignore[arg-type]
+        return names
+
+    def build_extensions(self, example: torch.Tensor) -> None:
+        """Build every attached extension that is not built yet (needs one example batch)."""
+        pending = [n for n in self.extensions if n not in self._built]
+        if not pending:
+            return
+        dim, shapes = self._feature_shapes(example)
+        for name in pending:
+            ext = self.extensions[name]
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed + 7919 * (len(self._built) + 1))
+                ext.build(dim, shapes, self.num_classes)  # type: ignore[operator]
+            ext.to(self.device)
+            self._ext_initial[name] = copy.deepcopy({k: v.detach().cpu() for k, v in ext.state_dict().items()})
+            self._built.add(name)
+
+    def reset_parameters(self) -> None:
+        """Restore the initial weights of the backbone and of every built extension."""
+        self.backbone.load_state_dict(self._initial_state)
+        for name, state in self._ext_initial.items():
+            self.extensions[name].load_state_dict(state)
+        self._invalidate()
+
+    def _invalidate(self) -> None:
+        self.version += 1
+
+    def mark_trained(self) -> None:
+        """Called by the trainer after the weights change: drops cached outputs."""
+        self._invalidate()
+
+    # ------------------------------------------------------------- inference
+    @torch.no_grad()
+    def predict_batch(self, x: torch.Tensor, names: Iterable[str]) -> dict[str, torch.Tensor]:
+        """Requested outputs of one batch in evaluation mode (no caching)."""
+        names = list(names)
+        self.eval()
+        out = self.forward(x.to(self.device, non_blocking=True))
+        result: dict[str, torch.Tensor] = {}
+        ext_out: dict[str, torch.Tensor] = {}
+        if any(n not in BASE_OUTPUTS and not n.startswith("stage") for n in names):
+            for ext in self.extensions.values():
+                ext_out.update(ext.infer(out))  # type: ignore[operator]
+        for n in names:
+            if n == "logits":
+                result[n] = out.logits.float()
+            elif n == "probs":
+                result[n] = self.probs_from(out).float()
+            elif n == "embeddings":
+                result[n] = out.embeddings.float()
+            elif n.startswith("stage") and n[5:].isdigit() and int(n[5:]) < len(out.stages):
+                s = out.stages[int(n[5:])].float()
+                result[n] = s.mean(dim=tuple(range(2, s.ndim))) if s.ndim > 2 else s
+            elif n in ext_out:
+                result[n] = ext_out[n].float()
+            else:
+                raise InvalidParameterError(
+                    f"output {n!r} is not available; this model provides {sorted(self.provides())}"
+                )
+        return result
+
+    def outputs(
+        self,
+        pools: Any,
+        indices: Sequence[int] | np.ndarray,
+        names: Sequence[str] | str,
+        *,
+        batch_size: int | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Outputs for ``indices`` of ``pools`` (rows in the order of ``indices``), on the model's device.
+
+        Cached per (pools, output) until the model changes: only indices not
+        computed before are run through the network.
+        """
+        if isinstance(names, str):
+            names = [names]
+        idx = np.ascontiguousarray(indices, dtype=np.int64)
+        if self._cache_version != self.version:
+            self._cache.clear()
+            self._cache_version = self.version
+        if idx.size == 0:
+            return {n: torch.zeros(0, device=self.device) for n in names}
+        self.build_extensions(pools.inputs(idx[:2]))
+        missing_by_name = {}
+        for n in names:
+            entry = self._cache.get((pools.uid, n))
+            missing_by_name[n] = idx if entry is None else idx[~entry[1][idx]]
+        todo = np.unique(np.concatenate(list(missing_by_name.values())))
+        if todo.size:
+            need = [n for n in names if missing_by_name[n].size]
+            bs = batch_size or self.eval_batch_size
+            chunks = range(0, todo.size, bs)
+            if self.progress and todo.size > 20 * bs:
+                from tqdm.auto import tqdm
+
+                chunks = tqdm(chunks, desc="scoring", leave=False)
+            for start in chunks:
+                part = todo[start : start + bs]
+                res = self.predict_batch(pools.inputs(part), need)
+                for n, v in res.items():
+                    key = (pools.uid, n)
+                    if key not in self._cache:
+                        store = torch.zeros((pools.n, *v.shape[1:]), dtype=v.dtype, device=self.device)
+                        self._cache[key] = (store, np.zeros(pools.n, dtype=bool))
+                    store, mask = self._cache[key]
+                    store[torch.from_numpy(np.ascontiguousarray(part)).to(self.device)] = v
+                    mask[part] = True
+        sel = torch.from_numpy(idx).to(self.device)
+        return {n: self._cache[(pools.uid, n)][0][sel] for n in names}
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, names: Sequence[str] = ("probs",), batch_size: int | None = None) -> dict[str, torch.Tensor]:
+        """Outputs for a tensor of inputs (e.g. the test set), batched, not cached."""
+        bs = batch_size or self.eval_batch_size
+        parts: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+        if len(x):
+            self.build_extensions(x[:2])
+        for start in range(0, len(x), bs):
+            res = self.predict_batch(x[start : start + bs], names)
+            for n in names:
+                parts[n].append(res[n])
+        return {n: torch.cat(v) if v else torch.zeros(0) for n, v in parts.items()}

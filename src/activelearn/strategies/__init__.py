@@ -1,0 +1,32 @@
+"""Acquisition strategies and their registry.
+
+>>> from activelearn import strategies
+>>> strategies.available()[:3]  # doctest: +SKIP
+>>> s = strategies.get("entropy", subset=10_000)
+"""
+
+from __future__ import annotations
+
+from .base import ScoreStrategy, Strategy, check_budget, top_k
+from .registry import available, get, get_class, register, register_composer
+from . import baselines as _baselines  # noqa: F401  (registers the built-ins)
+from . import coreset as _coreset  # noqa: F401
+from .baselines import Entropy, LeastConfidence, Margin, RandomSampling
+from .coreset import CoreSet
+
+__all__ = [
+    "Strategy",
+    "ScoreStrategy",
+    "check_budget",
+    "top_k",
+    "available",
+    "get",
+    "get_class",
+    "register",
+    "register_composer",
+    "RandomSampling",
+    "Entropy",
+    "LeastConfidence",
+    "Margin",
+    "CoreSet",
+]

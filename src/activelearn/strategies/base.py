@@ -1,0 +1,197 @@
+"""The one interface: ``Strategy.select(model, pools, budget)``.
+
+Subclasses implement :meth:`Strategy.select` only.  The base class wraps every
+subclass's ``select`` with the shared checks (budget type and value, an empty
+pool, a budget at least the pool size, parameter validation), so user
+strategies get them for free.  Score-ranking strategies subclass
+:class:`ScoreStrategy` and implement :meth:`ScoreStrategy.score` instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import numbers
+import warnings
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+import numpy as np
+
+from ..exceptions import InvalidInputError, InvalidParameterError
+
+if TYPE_CHECKING:
+    from ..model import ALModel, ModelExtension
+    from ..pools import Pools
+
+__all__ = ["Strategy", "ScoreStrategy", "check_budget", "optional_int", "positive_int", "one_of"]
+
+
+def check_budget(budget: Any) -> int:
+    """``budget`` must be a positive int (bools, floats and strings are refused)."""
+    if not isinstance(budget, numbers.Integral) or isinstance(budget, bool) or budget < 1:
+        raise InvalidParameterError(f"budget must be a positive int, got {budget!r}")
+    return int(budget)
+
+
+# ---- parameter constraints (scikit-learn style: declared, checked where used)
+def optional_int(name: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool)):
+        raise InvalidParameterError(f"{name} must be an int or None, got {value!r}")
+
+
+def positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise InvalidParameterError(f"{name} must be a positive int, got {value!r}")
+
+
+def one_of(*choices: str) -> Callable[[str, Any], None]:
+    def check(name: str, value: Any) -> None:
+        if value not in choices:
+            raise InvalidParameterError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+    return check
+
+
+def _wrap_select(fn: Callable[..., Any]) -> Callable[..., np.ndarray]:
+    @functools.wraps(fn)
+    def select(self: "Strategy", model: "ALModel", pools: "Pools", budget: int) -> np.ndarray:
+        budget = check_budget(budget)
+        self.validate_params()
+        n_unlabeled = pools.n_unlabeled
+        if n_unlabeled == 0:
+            raise InvalidInputError("the unlabeled pool is empty: nothing left to select")
+        if budget >= n_unlabeled:
+            if budget > n_unlabeled:
+                warnings.warn(
+                    f"budget {budget} exceeds the {n_unlabeled} unlabeled samples; returning the whole pool",
+                    stacklevel=2,
+                )
+            return pools.unlabeled.copy()
+        out = fn(self, model, pools, budget)
+        return np.asarray(out, dtype=np.int64).reshape(-1)
+
+    select._checked = True  # type: ignore[attr-defined]
+    return select
+
+
+class Strategy(ABC):
+    """An acquisition strategy.
+
+    Implement :meth:`select`.  Declare in ``requires`` the model outputs used
+    (``"probs"``, ``"embeddings"``, ``"stage0"``... or an extension's outputs),
+    and return from :meth:`model_extensions` the heads/losses to plug into the
+    model.  Constructors only store hyperparameters (keyword arguments); declare
+    checks in ``_constraints`` and they run at ``get()`` and at every ``select``.
+
+    Randomness comes only from ``seed``: :meth:`rng` derives a generator from
+    (seed, cycle, interactions so far), so the same seed gives the same picks and
+    a resumed run continues identically.
+    """
+
+    #: registry name (set by :func:`activelearn.strategies.register`)
+    name: ClassVar[str] = ""
+    #: model outputs the strategy reads
+    requires: ClassVar[frozenset[str]] = frozenset()
+    #: parameter name -> checker(name, value) raising InvalidParameterError
+    _constraints: ClassVar[dict[str, Callable[[str, Any], None]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fn = cls.__dict__.get("select")
+        if fn is not None and not getattr(fn, "_checked", False) and not getattr(fn, "__isabstractmethod__", False):
+            cls.select = _wrap_select(fn)  # type: ignore[method-assign]
+
+    @abstractmethod
+    def select(self, model: "ALModel", pools: "Pools", budget: int) -> np.ndarray:
+        """Return ``budget`` unique indices from ``pools.unlabeled``.
+
+        Parameters
+        ----------
+        model : ALModel
+            The trained model; ask it for outputs with
+            ``model.outputs(pools, indices, names)``.
+        pools : Pools
+            The books; labels are readable for labeled samples only.
+        budget : int
+            How many samples to pick (checked by the base class to be a
+            positive int smaller than the unlabeled pool).
+
+        Returns
+        -------
+        numpy.ndarray of int64, pool indices.
+        """
+
+    def model_extensions(self) -> list["ModelExtension"]:
+        """Heads and losses this strategy adds to the model (default: none)."""
+        return []
+
+    # ------------------------------------------------------------ parameters
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters and their current values."""
+        return {k: getattr(self, k) for k in self._param_names() if hasattr(self, k)}
+
+    def validate_params(self) -> None:
+        """Run the declared ``_constraints`` over the current parameters."""
+        for cls in type(self).__mro__:
+            for pname, check in getattr(cls, "_constraints", {}).items():
+                if hasattr(self, pname):
+                    check(pname, getattr(self, pname))
+
+    def rng(self, pools: "Pools", *salt: int) -> np.random.Generator:
+        """A generator for this call: from (seed, cycle, interactions, salt), or fresh when seed is None."""
+        seed = getattr(self, "seed", None)
+        if seed is None:
+            return np.random.default_rng()
+        return np.random.default_rng([int(seed), int(pools.cycle), int(pools.n_interactions), *map(int, salt)])
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+class ScoreStrategy(Strategy):
+    """A strategy that ranks unlabeled samples by a score and keeps the top ``budget``.
+
+    Implement :meth:`score` (higher = more informative).  ``subset`` scores only a
+    seeded random subset of the unlabeled pool (LL4AL and NCE-Net use 10,000);
+    ties go to the lowest index; NaN scores rank last.
+    """
+
+    _constraints: ClassVar[dict[str, Callable[[str, Any], None]]] = {"subset": optional_int, "seed": optional_int}
+
+    def __init__(self, *, subset: int | None = None, seed: int | None = None) -> None:
+        self.subset = subset
+        self.seed = seed
+
+    @abstractmethod
+    def score(self, model: "ALModel", pools: "Pools", indices: np.ndarray) -> np.ndarray:
+        """One informativeness score per index (higher = pick first)."""
+
+    def candidates(self, pools: "Pools", budget: int) -> np.ndarray:
+        """The unlabeled samples to score: all, or a random subset of ``max(subset, budget)``."""
+        pool = pools.unlabeled
+        if self.subset is not None and self.subset < pool.size:
+            size = max(int(self.subset), budget)
+            if size < pool.size:
+                pool = np.sort(self.rng(pools, 1).choice(pool, size=size, replace=False))
+        return pool
+
+    def select(self, model: "ALModel", pools: "Pools", budget: int) -> np.ndarray:
+        cand = self.candidates(pools, budget)
+        scores = np.asarray(self.score(model, pools, cand), dtype=np.float64)
+        if scores.shape != cand.shape:
+            raise InvalidInputError(f"{type(self).__name__}.score returned shape {scores.shape}, expected {cand.shape}")
+        return top_k(cand, scores, budget)
+
+
+def top_k(indices: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` indices of highest score; ties to the lowest index, NaN last."""
+    s = np.where(np.isnan(scores), -np.inf, scores)
+    order = np.lexsort((indices, -s))
+    return indices[order[:k]]

@@ -1,0 +1,72 @@
+"""The classic baselines: random, entropy, least confidence, margin."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+import numpy as np
+import torch
+
+from .base import ScoreStrategy, Strategy, optional_int
+from .registry import register
+
+if TYPE_CHECKING:
+    from ..model import ALModel
+    from ..pools import Pools
+
+__all__ = ["RandomSampling", "Entropy", "LeastConfidence", "Margin", "probabilities"]
+
+
+@register("random")
+class RandomSampling(Strategy):
+    """Uniform random picks from the unlabeled pool (seeded)."""
+
+    _constraints: ClassVar[dict[str, Callable[[str, Any], None]]] = {"seed": optional_int}
+
+    def __init__(self, *, seed: int | None = None) -> None:
+        self.seed = seed
+
+    def select(self, model: "ALModel", pools: "Pools", budget: int) -> np.ndarray:
+        return self.rng(pools).choice(pools.unlabeled, size=budget, replace=False)
+
+
+def probabilities(model: "ALModel", pools: "Pools", indices: np.ndarray) -> torch.Tensor:
+    """Class probabilities of ``indices`` (float64, on the model's device)."""
+    return model.outputs(pools, indices, "probs")["probs"].double()
+
+
+class _ProbabilityScore(ScoreStrategy):
+    requires = frozenset({"probs"})
+
+    def score(self, model: "ALModel", pools: "Pools", indices: np.ndarray) -> np.ndarray:
+        return self.score_probs(probabilities(model, pools, indices)).cpu().numpy()
+
+    def score_probs(self, p: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract-like
+        raise TypeError
+
+
+@register("entropy")
+class Entropy(_ProbabilityScore):
+    """Maximum predictive entropy, ``-sum_c p_c log p_c``."""
+
+    def score_probs(self, p: torch.Tensor) -> torch.Tensor:
+        return -(p * torch.log(p.clamp_min(1e-12))).sum(dim=1)
+
+
+@register("least_confidence")
+class LeastConfidence(_ProbabilityScore):
+    """Least confidence, ``1 - max_c p_c``."""
+
+    def score_probs(self, p: torch.Tensor) -> torch.Tensor:
+        return 1.0 - p.max(dim=1).values
+
+
+@register("margin")
+class Margin(_ProbabilityScore):
+    """Smallest margin between the two most probable classes (score ``-(p1 - p2)``)."""
+
+    def score_probs(self, p: torch.Tensor) -> torch.Tensor:
+        if p.shape[1] < 2:
+            return torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
+        top2 = p.topk(2, dim=1).values
+        return -(top2[:, 0] - top2[:, 1])

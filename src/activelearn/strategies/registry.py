@@ -1,0 +1,93 @@
+"""A decorator registry of strategies: ``register``, ``available``, ``get``.
+
+User subclasses register the same way as built-ins::
+
+    @activelearn.strategies.register("my_method")
+    class MyMethod(Strategy):
+        ...
+
+Registering a taken name warns and replaces the earlier class.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+import warnings
+from typing import Any, Callable, TypeVar
+
+from ..exceptions import InvalidParameterError, UnknownStrategyError
+from .base import Strategy
+
+__all__ = ["register", "available", "get", "get_class"]
+
+_REGISTRY: dict[str, type[Strategy]] = {}
+#: builders for names that are not classes, e.g. "dacs+entropy" (name pattern -> factory)
+_COMPOSERS: list[tuple[Callable[[str], bool], Callable[..., Strategy]]] = []
+
+S = TypeVar("S", bound=type[Strategy])
+
+
+def register(name: str | None = None) -> Callable[[S], S]:
+    """Class decorator adding a :class:`Strategy` subclass to the registry under ``name``.
+
+    The default name is the class name in lower case.  A clash warns and the
+    new class replaces the old one.
+    """
+
+    def deco(cls: S) -> S:
+        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+            raise InvalidParameterError(f"register() decorates Strategy subclasses, got {cls!r}")
+        key = name or cls.__name__.lower()
+        if "+" in key or not key:
+            raise InvalidParameterError(f"strategy name must be non-empty and free of '+', got {key!r}")
+        if key in _REGISTRY and _REGISTRY[key] is not cls:
+            warnings.warn(f"strategy name {key!r} was registered by {_REGISTRY[key].__qualname__}; replacing it with {cls.__qualname__}", stacklevel=2)
+        cls.name = key
+        _REGISTRY[key] = cls
+        return cls
+
+    return deco
+
+
+def register_composer(matches: Callable[[str], bool], factory: Callable[..., Strategy]) -> None:
+    """Teach :func:`get` to build composite names (e.g. ``"dacs+entropy"``)."""
+    _COMPOSERS.append((matches, factory))
+
+
+def available(pattern: str = "*") -> list[str]:
+    """Sorted registered names matching a shell-style wildcard (``"*entropy*"``)."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+
+
+def get_class(name: str) -> type[Strategy]:
+    """The registered class, or an error listing close matches."""
+    if not isinstance(name, str):
+        raise InvalidParameterError(f"strategy name must be a str, got {name!r}")
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise UnknownStrategyError(f"unknown strategy {name!r}{hint} Available: {', '.join(available())}") from None
+
+
+def get(name: str, **params: Any) -> Strategy:
+    """Build a registered strategy with keyword parameters (unknown or ill-typed ones raise)."""
+    for matches, factory in _COMPOSERS:
+        if isinstance(name, str) and matches(name):
+            return factory(name, **params)
+    cls = get_class(name)
+    sig = inspect.signature(cls.__init__)
+    accepted = [p for p in sig.parameters if p != "self"]
+    has_kwargs = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+    unknown = sorted(set(params) - set(accepted))
+    if unknown and not has_kwargs:
+        raise InvalidParameterError(f"strategy {name!r} got unknown parameter(s) {unknown}; it accepts {accepted}")
+    try:
+        strategy = cls(**params)
+    except TypeError as exc:
+        raise InvalidParameterError(f"strategy {name!r}: {exc}") from exc
+    strategy.validate_params()
+    return strategy

@@ -1,0 +1,191 @@
+"""Training and evaluation of an :class:`~activelearn.model.ALModel` on the labeled pool.
+
+Configurations are data: a :class:`TrainConfig` holds everything that defines a
+schedule, and the papers' setups are instances of it (see
+:mod:`activelearn.configs`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._validation import check_positive_int
+from .exceptions import InvalidInputError, InvalidParameterError
+from .model import ALModel
+from .pools import Pools
+
+__all__ = ["TrainConfig", "Trainer", "evaluate"]
+
+
+@dataclass
+class TrainConfig:
+    """One training schedule.  Every field has a comment; all are plain data."""
+
+    epochs: int = 50  # passes over the labeled set per cycle
+    batch_size: int = 64  # training mini-batch size
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam"  # optimiser family
+    lr: float = 1e-3  # initial learning rate
+    momentum: float = 0.9  # SGD momentum (ignored by Adam)
+    weight_decay: float = 0.0  # L2 penalty / decoupled decay for AdamW
+    milestones: tuple[int, ...] = ()  # epochs at which the LR is multiplied by gamma
+    gamma: float = 0.1  # LR decay factor at each milestone
+    loss: Literal["cross_entropy", "mse"] = "cross_entropy"  # main loss (mse for regression)
+    from_scratch: bool = True  # re-initialise the model before each cycle (else continue training)
+    amp: bool = True  # mixed precision on CUDA (ignored on CPU)
+    drop_last: bool = False  # drop a last incomplete batch
+    seed: int = 0  # seeds shuffling, augmentation and dropout (forked RNG; global state untouched)
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with results
+
+    def __post_init__(self) -> None:
+        check_positive_int("epochs", self.epochs)
+        check_positive_int("batch_size", self.batch_size)
+        if self.optimizer not in ("sgd", "adam", "adamw"):
+            raise InvalidParameterError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {self.optimizer!r}")
+        if self.loss not in ("cross_entropy", "mse"):
+            raise InvalidParameterError(f"loss must be 'cross_entropy' or 'mse', got {self.loss!r}")
+        if not (self.lr > 0):
+            raise InvalidParameterError(f"lr must be > 0, got {self.lr!r}")
+        self.milestones = tuple(int(m) for m in self.milestones)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with some fields changed (unknown names raise)."""
+        known = {f.name for f in fields(self)}
+        bad = sorted(set(changes) - known)
+        if bad:
+            raise InvalidParameterError(f"unknown TrainConfig field(s) {bad}; known: {sorted(known)}")
+        data = asdict(self)
+        data.update(changes)
+        return TrainConfig(**data)
+
+
+def _main_loss(config: TrainConfig, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if config.loss == "cross_entropy":
+        return F.cross_entropy(logits.float(), y.long())
+    target = y.float().view(logits.shape[0], -1)
+    return F.mse_loss(logits.float().view_as(target), target)
+
+
+class Trainer:
+    """Fits a model on the labeled samples of a pool with one :class:`TrainConfig`.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    transform : callable, optional
+        Per-sample augmentation applied to each training input (not at evaluation).
+    progress : bool
+        Show a progress bar over epochs.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig | None = None,
+        *,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.config = config or TrainConfig()
+        self.transform = transform
+        self.progress = progress
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    def _make_optimizer(self, model: ALModel) -> torch.optim.Optimizer:
+        c = self.config
+        params = [p for p in model.parameters() if p.requires_grad]
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        if c.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+        return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+
+    def fit(self, model: ALModel, pools: Pools, *, cycle: int = 0) -> dict[str, float]:
+        """Train on ``pools.labeled`` with the labels the oracle gave.
+
+        Returns a summary (final training loss, seconds).
+        """
+        c = self.config
+        idx = pools.labeled
+        if idx.size == 0:
+            raise InvalidInputError("no labeled samples to train on; query an initial set first")
+        y_all = torch.as_tensor(pools.labels_of(idx))
+        start = time.perf_counter()
+        model.build_extensions(pools.inputs(idx[:2]))
+        if c.from_scratch or self.optimizer is None:
+            if c.from_scratch:
+                model.reset_parameters()
+            self.optimizer = self._make_optimizer(model)
+        opt = self.optimizer
+        for group in opt.param_groups:
+            group["lr"] = c.lr
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(c.milestones), gamma=c.gamma)
+        use_amp = bool(c.amp and model.device.type == "cuda")
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        gen = torch.Generator().manual_seed(int(np.random.SeedSequence([c.seed, cycle]).generate_state(1)[0]))
+        n = idx.size
+        epochs = range(c.epochs)
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            epochs = tqdm(epochs, desc=f"train c{cycle}", leave=False)
+        last_loss = float("nan")
+        head_ext = model.head_extension
+        exts = list(model.extensions.values())
+        with torch.random.fork_rng(devices=[model.device.index or 0] if model.device.type == "cuda" else []):
+            torch.manual_seed(int(gen.initial_seed()) + 1)
+            for epoch in epochs:
+                model.train()
+                progress = epoch / c.epochs
+                perm = torch.randperm(n, generator=gen).numpy()
+                total, count = 0.0, 0
+                for s in range(0, n, c.batch_size):
+                    part = perm[s : s + c.batch_size]
+                    if c.drop_last and part.size < c.batch_size and n > c.batch_size:
+                        break
+                    if part.size == 1 and n > 1 and any(isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d) for m in model.modules()):
+                        continue  # batch-norm cannot train on a single sample
+                    x = pools.inputs(idx[part])
+                    if self.transform is not None:
+                        x = torch.stack([self.transform(xi) for xi in x])
+                    x = x.to(model.device, non_blocking=True)
+                    y = y_all[torch.from_numpy(part)].to(model.device)
+                    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+                    with ctx:
+                        out = model(x)
+                        if head_ext is not None:
+                            loss = head_ext.head_loss(out, y, progress)
+                        else:
+                            loss = _main_loss(c, out.logits, y)
+                        for ext in exts:
+                            extra = ext.training_loss(out, y, progress)  # type: ignore[operator]
+                            if extra is not None:
+                                loss = loss + extra
+                    opt.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                    total += float(loss.detach()) * part.size
+                    count += part.size
+                scheduler.step()
+                last_loss = total / max(count, 1)
+        model.mark_trained()
+        return {"train_loss": last_loss, "train_seconds": time.perf_counter() - start}
+
+
+def evaluate(model: ALModel, x: torch.Tensor, y: torch.Tensor, *, batch_size: int | None = None) -> dict[str, float]:
+    """Test metrics: accuracy (classification) or MSE (regression)."""
+    if len(x) != len(y):
+        raise InvalidInputError(f"test inputs and targets differ in length: {len(x)} vs {len(y)}")
+    if model.task == "classification":
+        probs = model.predict(x, ("probs",), batch_size=batch_size)["probs"].cpu()
+        acc = float((probs.argmax(1) == torch.as_tensor(y).cpu()).float().mean())
+        return {"accuracy": acc}
+    pred = model.predict(x, ("logits",), batch_size=batch_size)["logits"].cpu()
+    target = torch.as_tensor(y).float().view(pred.shape[0], -1)
+    return {"mse": float(F.mse_loss(pred.view_as(target), target))}

@@ -1,0 +1,69 @@
+"""The contract every registered strategy must satisfy (parametrised over the registry)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import activelearn as al
+from activelearn.loop import validate_selection
+
+from conftest import make_setup
+
+NAMES = al.strategies.available()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_picks_are_unique_unlabeled_and_exactly_budget(name: str) -> None:
+    s = make_setup(name)
+    picks = s.strategy.select(s.model, s.pools, 17)
+    chosen = validate_selection(picks, s.pools, 17)
+    assert chosen.size == 17
+    assert np.unique(chosen).size == 17
+    assert s.pools.unlabeled_mask[chosen].all()
+    assert picks.dtype == np.int64
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_picks(name: str) -> None:
+    a = make_setup(name, seed=3)
+    b = make_setup(name, seed=3)
+    np.testing.assert_array_equal(a.strategy.select(a.model, a.pools, 12), b.strategy.select(b.model, b.pools, 12))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_budget_larger_than_pool_returns_pool_with_warning(name: str) -> None:
+    s = make_setup(name, n=60, n_labeled=50)
+    with pytest.warns(UserWarning, match="exceeds the 10 unlabeled"):
+        picks = s.strategy.select(s.model, s.pools, 25)
+    assert sorted(picks.tolist()) == s.pools.unlabeled.tolist()
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "5", None])
+def test_bad_budget_raises_value_error_naming_value(name: str, bad: object) -> None:
+    s = make_setup(name)
+    with pytest.raises(ValueError, match=f"budget must be a positive int, got {bad!r}".replace("(", r"\(").replace(")", r"\)")):
+        s.strategy.select(s.model, s.pools, bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_strategy_reads_labels_of_unlabeled_samples(name: str) -> None:
+    """Scrambling the hidden labels of unlabeled samples must not change the picks."""
+    base = make_setup(name, seed=1)
+    scrambled = base.targets.copy()
+    unl = base.pools.unlabeled
+    scrambled[unl] = np.random.default_rng(9).permutation(scrambled[unl] + 1) % 3
+    other = make_setup(name, seed=1, targets=scrambled)
+    assert not np.array_equal(other.targets[unl], base.targets[unl])
+    np.testing.assert_array_equal(base.strategy.select(base.model, base.pools, 15), other.strategy.select(other.model, other.pools, 15))
+    with pytest.raises(ValueError, match="not labeled"):
+        base.pools.labels_of(unl[:1])
+
+
+def test_pools_expose_no_ground_truth() -> None:
+    s = make_setup("random")
+    public = [a for a in dir(s.pools) if not a.startswith("_")]
+    assert not {"targets", "y", "ground_truth"} & set(public)
