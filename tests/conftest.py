@@ -46,7 +46,8 @@ def make_setup(
     x, y = blobs(n, seed=0)
     if targets is not None:
         y = targets
-    strategy = al.strategies.get(name, **({"seed": seed} if "seed" in al.strategies.get_class(name)._param_names() else {}), **(params or {})) if "+" not in name else al.strategies.get(name, seed=seed, **(params or {}))
+    takes_seed = "+" in name or "seed" in al.strategies.get_class(name)._param_names()
+    strategy = al.strategies.get(name, **({"seed": seed} if takes_seed else {}), **(params or {}))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = MLP(16, 3, hidden=(32, 16))

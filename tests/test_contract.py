@@ -12,7 +12,8 @@ from activelearn.loop import validate_selection
 
 from conftest import make_setup
 
-NAMES = al.strategies.available()
+#: every registered name plus combinations built by name ("candidates+scorer")
+NAMES = al.strategies.available() + ["coreset+entropy", "random+margin"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -111,3 +111,17 @@ def test_user_strategy_runs_in_loop_and_cli(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "farthest_from_mean on digits" in proc.stdout
     assert (tmp_path / "out" / "history.json").exists()
+
+
+def test_combination_keeps_the_top_scores_among_candidates() -> None:
+    s = make_setup("coreset+entropy", seed=0)
+    combo = s.strategy
+    cand = al.strategies.get("coreset", seed=0).select(s.model, s.pools, 20)
+    scores = al.strategies.get("entropy").score(s.model, s.pools, cand)
+    picks = combo.select(s.model, s.pools, 10)
+    assert set(picks.tolist()) <= set(cand.tolist())
+    assert sorted(picks.tolist()) == sorted(cand[np.argsort(-scores, kind="stable")[:10]].tolist())
+    with pytest.raises(InvalidParameterError, match="not a score-based"):
+        al.strategies.get("entropy+coreset")
+    with pytest.raises(InvalidParameterError, match="eta must be a number >= 1"):
+        al.strategies.get("coreset+entropy", eta=0.5)

@@ -11,6 +11,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import backbones, datasets, ops, strategies  # noqa: E402
+from . import configs, experiment  # noqa: E402
 from .exceptions import (  # noqa: E402
     ActiveLearnError,
     DatasetNotFoundError,
@@ -33,6 +34,8 @@ __all__ = [
     "datasets",
     "ops",
     "strategies",
+    "configs",
+    "experiment",
     "ActiveLearnError",
     "DatasetNotFoundError",
     "InvalidInputError",

@@ -19,7 +19,7 @@ from .configs import ExperimentConfig, preset
 from .datasets import DatasetBundle
 from .history import History
 from .loop import ActiveLoop
-from .model import ALModel
+from .model import ALModel, ModelExtension
 from .oracle import SimulatedOracle
 from .pools import Pools
 from .strategies.base import Strategy
@@ -57,11 +57,15 @@ def make_loop(
     noise_rate: float = 0.0,
     strategy_params: dict[str, Any] | None = None,
     data_kwargs: dict[str, Any] | None = None,
+    extensions: Sequence[ModelExtension] = (),
     progress: bool = True,
     out_dir: str | Path | None = None,
 ) -> ActiveLoop:
     """Assemble a ready-to-run :class:`ActiveLoop` (the same seed gives the same
-    initial set and initial weights for every strategy)."""
+    initial set and initial weights for every strategy).
+
+    ``extensions`` are attached to the model whatever the strategy (e.g. the
+    DACS auxiliary head, which the paper trains with every baseline)."""
     if isinstance(data, str):
         config = config or preset(data)
         bundle = datasets.load(data, **{**config.dataset_kwargs, **(data_kwargs or {})})
@@ -76,6 +80,8 @@ def make_loop(
             torch.manual_seed(seed)
             net = build_backbone(backbone or config.backbone, input_shape=bundle.input_shape, num_classes=bundle.num_classes)
     model = ALModel(net, num_classes=bundle.num_classes, task=bundle.task, device=device, seed=seed, progress=progress)
+    for ext in extensions:
+        model.attach(ext)
     pools = Pools(bundle.train_x, task=bundle.task, num_classes=bundle.num_classes if bundle.task == "classification" else None)
     oracle = SimulatedOracle(bundle.train_y, num_classes=bundle.num_classes if bundle.task == "classification" else None, noise_rate=noise_rate, seed=seed)
     loop = ActiveLoop(

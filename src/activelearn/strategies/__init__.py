@@ -11,6 +11,8 @@ from .base import ScoreStrategy, Strategy, check_budget, top_k
 from .registry import available, get, get_class, register, register_composer
 from . import baselines as _baselines  # noqa: F401  (registers the built-ins)
 from . import coreset as _coreset  # noqa: F401
+from . import combine as _combine  # noqa: F401
+from .combine import ExpandSqueeze
 from .baselines import Entropy, LeastConfidence, Margin, RandomSampling
 from .coreset import CoreSet
 
@@ -29,4 +31,5 @@ __all__ = [
     "LeastConfidence",
     "Margin",
     "CoreSet",
+    "ExpandSqueeze",
 ]

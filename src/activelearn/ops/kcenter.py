@@ -1,0 +1,552 @@
+"""k-center greedy (Core-set) selection with memory bounded by a chunk size.
+
+The greedy of Sener & Savarese (2018): keep, for every row, its distance to the
+nearest center; repeatedly pick the row farthest from all centers and make it a
+center.  Two exact implementations are provided:
+
+``plain``
+    One pass over the whole pool per pick (``N x d`` multiply-adds per pick).
+``pruned``
+    The same picks, but rows are grouped by their nearest center and the
+    triangle inequality proves most groups unaffected by a new center, so only
+    a small fraction of the pool is recomputed per pick on clustered features.
+
+Neither ever builds an ``N x N`` or ``N x L`` matrix: distances to many
+centers are computed in ``row chunk x center chunk`` blocks keeping only a
+running minimum, so memory is ``O(N)`` plus one block.
+
+Distances
+---------
+``"euclidean"``: ``sqrt(max(|x|^2 + |c|^2 - 2 x.c, 0))``.
+``"cosine"``: ``1 - cos(x, c)`` computed on L2-normalised rows (an all-zero row
+is treated as the zero vector, i.e. at cosine distance 1 from everything).
+Since ``|x - c|^2 = 2 (1 - cos(x, c))`` for unit vectors, Euclidean and cosine
+distances are monotone functions of each other on L2-normalised features, so
+they give the same greedy picks there (up to floating-point rounding of
+near-ties).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .._validation import (
+    as_feature_tensor,
+    as_index_array,
+    check_choice,
+    check_positive_int,
+    resolve_device,
+)
+from ..exceptions import InvalidInputError, InvalidParameterError
+
+__all__ = ["kcenter_greedy", "min_distances"]
+
+_METRICS: tuple[str, ...] = ("euclidean", "cosine")
+_METHODS: tuple[str, ...] = ("auto", "plain", "pruned")
+
+#: Matrix-vector products are evaluated on blocks whose row count is a multiple
+#: of this, which makes MKL's per-row results independent of which other rows
+#: are in the block (needed for ``pruned`` to reproduce ``plain`` bit for bit).
+_ROW_ALIGN = 16
+#: Upper bound on the number of entries of one ``rows x centers`` distance block.
+_BLOCK_ELEMS = 1 << 24
+#: ``method="auto"`` uses ``pruned`` from this many candidate rows on (measured
+#: on a 2-core CPU, d = 512: below it the per-pick Python overhead of pruning
+#: is comparable to one full pass).
+_AUTO_MIN_ROWS = 20_000
+#: ``method="auto"`` falls back to ``plain`` when, after ``_AUTO_WARMUP`` picks,
+#: pruning still recomputes more than this fraction of the pool per pick.
+_AUTO_MAX_FRACTION = 0.5
+_AUTO_WARMUP = 16
+
+
+# --------------------------------------------------------------------------- #
+# Distance geometry
+# --------------------------------------------------------------------------- #
+class _Geometry:
+    """Features on a device plus per-row auxiliaries and distance kernels.
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        ``N x d`` features (already validated, on the working device).
+    metric : str
+        ``"euclidean"`` or ``"cosine"``.
+    chunk_size : int
+        Rows per block.
+    low_precision : bool
+        Store ``X`` in bfloat16 (CUDA only; decided by the caller).
+    """
+
+    def __init__(self, X: torch.Tensor, metric: str, chunk_size: int, low_precision: bool = False) -> None:
+        self.metric = metric
+        self.chunk = chunk_size
+        self.cdtype = torch.float64 if X.dtype == torch.float64 else torch.float32
+        self.X = X.to(torch.bfloat16) if low_precision else X
+        self.n, self.d = int(X.shape[0]), int(X.shape[1])
+        self.device = X.device
+        self.aux = torch.empty(self.n, dtype=self.cdtype, device=self.device)
+        for s in range(0, self.n, chunk_size):
+            self.aux[s : s + chunk_size] = self.row_aux(self.X[s : s + chunk_size])
+        if metric == "euclidean":
+            scale = math.sqrt(float(self.aux.max())) if self.n else 0.0
+        else:
+            scale = 1.0
+        eps = float(torch.finfo(self.X.dtype).eps)
+        # Bound on the absolute error of one computed distance (in Euclidean /
+        # chord units): cancellation in |x|^2 + |c|^2 - 2 x.c costs about
+        # sqrt(d) * eps * scale^2 on the square, hence sqrt(...) after sqrt.
+        self.delta = math.sqrt(8.0 * math.sqrt(max(self.d, 1)) * eps) * scale
+        self.rel = 8.0 * math.sqrt(max(self.d, 1)) * eps
+
+    # ---- per-row auxiliaries -------------------------------------------------
+    def row_aux(self, A: torch.Tensor) -> torch.Tensor:
+        """Squared norms (euclidean) or inverse norms (cosine) of the rows of ``A``."""
+        Af = A.to(self.cdtype)
+        sq = (Af * Af).sum(dim=1)
+        if self.metric == "euclidean":
+            return sq
+        return 1.0 / sq.sqrt().clamp_min(1e-12)
+
+    # ---- kernels -------------------------------------------------------------
+    def _finish(self, dots: torch.Tensor, a_aux: torch.Tensor, c_aux: torch.Tensor) -> torch.Tensor:
+        dots = dots.to(self.cdtype)
+        if self.metric == "euclidean":
+            return (a_aux + c_aux - 2.0 * dots).clamp_min_(0.0).sqrt_()
+        return (1.0 - dots * a_aux * c_aux).clamp_min_(0.0)
+
+    def dist_vec(self, A: torch.Tensor, a_aux: torch.Tensor, c: torch.Tensor, c_aux: torch.Tensor) -> torch.Tensor:
+        """Distances of the rows of ``A`` (``m x d``) to one vector ``c`` (``d``)."""
+        m = A.shape[0]
+        m16 = m - m % _ROW_ALIGN
+        parts = []
+        if m16:
+            parts.append(A[:m16] @ c)
+        if m16 < m:  # pad the tail so every product sees an aligned block
+            tail = torch.cat([A[m16:], A.new_zeros(_ROW_ALIGN - (m - m16), A.shape[1])])
+            parts.append((tail @ c)[: m - m16])
+        dots = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return self._finish(dots, a_aux, c_aux)
+
+    def dist_block(self, A: torch.Tensor, a_aux: torch.Tensor, C: torch.Tensor, c_aux: torch.Tensor) -> torch.Tensor:
+        """``m x k`` distances between the rows of ``A`` and the rows of ``C``."""
+        return self._finish(A @ C.T, a_aux[:, None], c_aux[None, :])
+
+    def to_metric(self, dist: torch.Tensor) -> torch.Tensor:
+        """Map distances to a true metric (chord length for cosine) for the triangle inequality."""
+        if self.metric == "euclidean":
+            return dist
+        return (2.0 * dist.clamp_min(0.0)).sqrt()
+
+    # ---- whole-pool operations ------------------------------------------------
+    def update_all(self, mind: torch.Tensor, c_row: int) -> None:
+        """``mind = min(mind, d(., X[c_row]))`` over every row, chunk by chunk."""
+        c = self.X[c_row]
+        c_aux = self.aux[c_row]
+        for s in range(0, self.n, self.chunk):
+            e = min(s + self.chunk, self.n)
+            d = self.dist_vec(self.X[s:e], self.aux[s:e], c, c_aux)
+            seg = mind[s:e]
+            torch.minimum(seg, d, out=seg)
+
+    def dist_rows(self, rows: torch.Tensor, c: torch.Tensor, c_aux: torch.Tensor) -> torch.Tensor:
+        """Distances of the rows ``X[rows]`` to the vector ``c`` (gathered chunk by chunk)."""
+        out = torch.empty(rows.numel(), dtype=self.cdtype, device=self.device)
+        for s in range(0, rows.numel(), self.chunk):
+            r = rows[s : s + self.chunk]
+            out[s : s + r.numel()] = self.dist_vec(self.X.index_select(0, r), self.aux.index_select(0, r), c, c_aux)
+        return out
+
+    def min_over_centers(
+        self,
+        get_centers: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]],
+        n_centers: int,
+        want_assign: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Running min (and argmin) of each row's distance over ``n_centers`` centers.
+
+        Centers are fetched ``get_centers(t0, t1) -> (C, c_aux)`` one block at a
+        time; each block is compared with row chunks, so memory is one
+        ``chunk x center-chunk`` block plus ``O(N)``.
+        """
+        cchunk = max(1, min(self.chunk, _BLOCK_ELEMS // self.chunk))
+        best = torch.full((self.n,), math.inf, dtype=self.cdtype, device=self.device)
+        assign = torch.zeros(self.n, dtype=torch.int64, device=self.device) if want_assign else None
+        for t0 in range(0, n_centers, cchunk):
+            t1 = min(t0 + cchunk, n_centers)
+            C, c_aux = get_centers(t0, t1)
+            for s in range(0, self.n, self.chunk):
+                e = min(s + self.chunk, self.n)
+                block = self.dist_block(self.X[s:e], self.aux[s:e], C, c_aux)
+                vals, arg = block.min(dim=1)
+                seg = best[s:e]
+                better = vals < seg
+                seg[better] = vals[better]
+                if assign is not None:
+                    assign[s:e][better] = arg[better] + t0
+        return best, assign
+
+
+# --------------------------------------------------------------------------- #
+# Greedy loops
+# --------------------------------------------------------------------------- #
+def _plain_loop(geo: _Geometry, mind: torch.Tensor, picks: list[int], budget: int) -> None:
+    """Plain greedy: one full pass per pick.  Appends to ``picks`` in place."""
+    while len(picks) < budget:
+        p = int(torch.argmax(mind))  # first maximal index: ties go to the lowest index
+        picks.append(p)
+        mind[p] = -math.inf
+        if len(picks) < budget:
+            geo.update_all(mind, p)
+
+
+def _group_stats(
+    seg: torch.Tensor, rows: torch.Tensor, vals: torch.Tensor, n_groups: int, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-group max value and the lowest row index attaining it."""
+    rad = torch.full((n_groups,), -math.inf, dtype=vals.dtype, device=vals.device)
+    arg = torch.full((n_groups,), n, dtype=torch.int64, device=vals.device)
+    if rows.numel():
+        rad.scatter_reduce_(0, seg, vals, reduce="amax", include_self=True)
+        at_max = vals == rad[seg]
+        arg.scatter_reduce_(0, seg[at_max], rows[at_max], reduce="amin", include_self=True)
+    return rad, arg
+
+
+class _PrunedState:
+    """Groups of rows by nearest center, with each group's radius and argmax."""
+
+    def __init__(self, geo: _Geometry, mind: torch.Tensor, assign: torch.Tensor, center_rows: list[int], capacity: int) -> None:
+        dev = geo.device
+        self.geo = geo
+        self.mind = mind
+        self.n = geo.n
+        k = len(center_rows)
+        self.k = k
+        self.center_rows = torch.zeros(capacity, dtype=torch.int64, device=dev)
+        self.center_rows[:k] = torch.as_tensor(center_rows, dtype=torch.int64, device=dev)
+        self.radius = torch.full((capacity,), -math.inf, dtype=geo.cdtype, device=dev)
+        self.garg = torch.full((capacity,), self.n, dtype=torch.int64, device=dev)
+        alive = torch.nonzero(mind > -math.inf).squeeze(1)
+        a = assign.index_select(0, alive)
+        order = torch.argsort(a, stable=True)
+        rows = alive.index_select(0, order)
+        seg = a.index_select(0, order)
+        counts = torch.bincount(seg, minlength=k)
+        rad, arg = _group_stats(seg, rows, mind.index_select(0, rows), k, self.n)
+        self.radius[:k] = rad
+        self.garg[:k] = arg
+        self.members: list[torch.Tensor] = list(torch.split(rows, counts.tolist()))
+        self.recomputed = 0
+
+    def next_pick(self) -> tuple[int, int]:
+        """Row with the largest min-distance (lowest index among ties) and its group."""
+        rad = self.radius[: self.k]
+        top = rad.max()
+        groups = torch.nonzero(rad == top).squeeze(1)
+        g = groups[torch.argmin(self.garg.index_select(0, groups))]
+        return int(self.garg[g]), int(g)
+
+    def add_center(self, p: int, g_star: int) -> None:
+        """Make row ``p`` (currently in group ``g_star``) a center and update groups."""
+        geo, mind, k = self.geo, self.mind, self.k
+        mind[p] = -math.inf
+        c = geo.X[p]
+        c_aux = geo.aux[p]
+        # Candidate groups: those with a positive radius (radius 0 or -inf can never change).
+        cand = torch.nonzero(self.radius[:k] > 0).squeeze(1)
+        if cand.numel():
+            dcc = geo.to_metric(geo.dist_rows(self.center_rows.index_select(0, cand), c, c_aux))
+            r = geo.to_metric(self.radius.index_select(0, cand))
+            thresh = 2.0 * r * (1.0 + geo.rel) + 5.0 * geo.delta
+            active_mask = (dcc < thresh) | (cand == g_star)
+            active = cand[active_mask].tolist()
+        else:
+            active = []
+        if g_star not in active:
+            active.append(g_star)
+        parts = [self.members[a] for a in active]
+        sizes = [t.numel() for t in parts]
+        idx = torch.cat(parts) if len(parts) > 1 else parts[0]
+        self.recomputed += idx.numel()
+        if idx.numel():
+            dnew = geo.dist_rows(idx, c, c_aux)
+            old = mind.index_select(0, idx)
+            moved = dnew < old
+            vals = torch.where(moved, dnew, old)
+            mind[idx] = vals
+            keep = (~moved) & (old > -math.inf)
+            seg = torch.repeat_interleave(
+                torch.arange(len(active), device=geo.device), torch.as_tensor(sizes, device=geo.device)
+            )
+            # new group k
+            new_rows = idx[moved]
+            new_vals = vals[moved]
+            rad_k, arg_k = _group_stats(torch.zeros_like(new_rows), new_rows, new_vals, 1, self.n)
+            self.radius[k] = rad_k[0]
+            self.garg[k] = arg_k[0]
+            # shrunk active groups
+            seg_k = seg[keep]
+            rows_k = idx[keep]
+            rad, arg = _group_stats(seg_k, rows_k, vals[keep], len(active), self.n)
+            act = torch.as_tensor(active, dtype=torch.int64, device=geo.device)
+            self.radius[act] = rad
+            self.garg[act] = arg
+            counts = torch.bincount(seg_k, minlength=len(active)).tolist()
+            for a, members in zip(active, torch.split(rows_k, counts)):
+                self.members[a] = members
+        else:
+            new_rows = idx
+        self.members.append(new_rows)
+        self.center_rows[k] = p
+        self.k = k + 1
+
+
+def _pruned_loop(
+    geo: _Geometry,
+    mind: torch.Tensor,
+    assign: torch.Tensor,
+    center_rows: list[int],
+    picks: list[int],
+    budget: int,
+    adaptive: bool,
+) -> None:
+    """Triangle-inequality pruned greedy.  Appends to ``picks`` in place.
+
+    With ``adaptive`` it hands over to the plain loop (which only needs
+    ``mind``) when pruning does not pay off.
+    """
+    state = _PrunedState(geo, mind, assign, center_rows, len(center_rows) + budget)
+    n_alive = max(1, int((mind > -math.inf).sum()))
+    start = len(picks)
+    while len(picks) < budget:
+        p, g = state.next_pick()
+        picks.append(p)
+        if len(picks) >= budget:
+            mind[p] = -math.inf
+            break
+        state.add_center(p, g)
+        done = len(picks) - start
+        if adaptive and done == _AUTO_WARMUP and state.recomputed > _AUTO_MAX_FRACTION * done * n_alive:
+            _plain_loop(geo, mind, picks, budget)
+            break
+
+
+# --------------------------------------------------------------------------- #
+# Public API
+# --------------------------------------------------------------------------- #
+def _working_device(features: Any, device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return features.device if isinstance(features, torch.Tensor) else torch.device("cpu")
+    return resolve_device(device)
+
+
+def _prepare(features: Any, dev: torch.device) -> torch.Tensor:
+    X = as_feature_tensor(features, "features", device=dev)
+    if X.dtype != torch.float64 and X.dtype != torch.float32:
+        X = X.to(torch.float32)
+    return X.contiguous()
+
+
+def kcenter_greedy(
+    features: Any,
+    budget: int,
+    *,
+    labeled: Any = None,
+    metric: str = "euclidean",
+    chunk_size: int = 65536,
+    device: str | torch.device | None = None,
+    seed: int | np.random.Generator | None = None,
+    method: str = "auto",
+    low_precision: bool = False,
+) -> np.ndarray:
+    """Select ``budget`` rows by k-center greedy (the Core-set strategy).
+
+    Every pick is the row whose distance to its nearest center (labeled rows
+    and earlier picks) is largest; ties go to the lowest row index.  Labeled
+    rows and picked rows are never picked again, even when duplicate points
+    exist.
+
+    Parameters
+    ----------
+    features : array_like or torch.Tensor
+        ``N x d`` features.  float64 input is computed in float64, any other
+        dtype in float32.
+    budget : int
+        Number of rows to pick, ``1 <= budget <= N - |labeled|``.
+    labeled : array_like of int or bool, optional
+        Indices, or a boolean mask of length ``N``, of rows that are already
+        centers.  With no labeled rows the first center is a seeded random
+        pick: ``np.random.default_rng(seed).integers(n_candidates)`` indexes
+        the (ascending) non-labeled rows.
+    metric : {"euclidean", "cosine"}
+        Euclidean distance, or cosine distance ``1 - cos`` of L2-normalised
+        rows.  On L2-normalised features both give the same picks.
+    chunk_size : int
+        Rows per block; memory is ``O(N)`` plus one ``chunk_size x d`` block
+        (and one ``chunk_size x min(chunk_size, 2**24 // chunk_size)``
+        distance block when there are labeled rows).
+    device : str or torch.device, optional
+        Where to compute.  Default: the tensor's own device for a tensor,
+        else CPU.
+    seed : int or numpy.random.Generator, optional
+        Seed of the first random center (only used without labeled rows).
+    method : {"auto", "plain", "pruned"}
+        ``"plain"`` does one pass over the pool per pick.  ``"pruned"`` gives
+        the same picks but groups rows by nearest center and uses the triangle
+        inequality to skip every group whose center ``a`` satisfies
+        ``d(a, c) >= 2 * radius(a)`` for the new center ``c`` (with a margin
+        for rounding); it is much faster on clustered features.  ``"auto"``
+        uses ``"plain"`` below 20,000 candidate rows or for ``budget == 1``,
+        else ``"pruned"``, and switches to ``"plain"`` if, after 16 picks,
+        pruning still recomputes more than half the pool per pick (e.g. on
+        structureless high-dimensional noise).
+    low_precision : bool
+        Store features in bfloat16 on CUDA for speed (distances are still
+        accumulated and compared in float32).  Picks may then differ from the
+        exact ones.  Ignored with a warning on CPU.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``budget`` int64 row indices in pick order.
+
+    Raises
+    ------
+    InvalidParameterError
+        Bad ``budget``, ``metric``, ``method``, ``chunk_size`` or ``device``,
+        or ``budget`` larger than the number of non-labeled rows.
+    InvalidInputError
+        Features not 2-D, empty, or holding NaN/Inf; bad ``labeled``.
+
+    Notes
+    -----
+    In exact arithmetic ``plain`` and ``pruned`` pick the same rows.  In
+    floating point both evaluate every row-to-center distance with the same
+    kernel on row blocks padded to a multiple of 16 (which makes the CPU BLAS
+    result per row independent of the block), so on CPU they agree bit for bit
+    in practice; on other BLAS backends a row's distance may differ in the
+    last bit between the two, which can only matter for near-exact ties.
+    """
+    budget = check_positive_int("budget", budget)
+    metric = check_choice("metric", metric, _METRICS)
+    method = check_choice("method", method, _METHODS)
+    chunk_size = check_positive_int("chunk_size", chunk_size)
+    dev = _working_device(features, device)
+    X = _prepare(features, dev)
+    n = int(X.shape[0])
+    lab = np.zeros(0, dtype=np.int64) if labeled is None else as_index_array(labeled, "labeled", n=n)
+    n_cand = n - lab.size
+    if budget > n_cand:
+        raise InvalidParameterError(
+            f"budget={budget} exceeds the {n_cand} non-labeled rows available "
+            f"(N={n}, {lab.size} labeled); pass budget <= {n_cand}"
+        )
+    if low_precision and dev.type != "cuda":
+        warnings.warn("low_precision=True is only used on CUDA; computing exactly on CPU", RuntimeWarning, stacklevel=2)
+        low_precision = False
+    geo = _Geometry(X, metric, chunk_size, low_precision=bool(low_precision))
+
+    if method == "auto":
+        method = "plain" if (n_cand < _AUTO_MIN_ROWS or budget == 1) else "pruned"
+        adaptive = True
+    else:
+        adaptive = False
+
+    picks: list[int] = []
+    if lab.size == 0:
+        first = int(np.random.default_rng(seed).integers(n_cand))
+        p0 = first  # no labeled rows: the candidates are all rows
+        picks.append(p0)
+        mind = torch.full((n,), math.inf, dtype=geo.cdtype, device=dev)
+        mind[p0] = -math.inf
+        if budget == 1:
+            return np.asarray(picks, dtype=np.int64)
+        geo.update_all(mind, p0)
+        assign = torch.zeros(n, dtype=torch.int64, device=dev)
+        centers = [p0]
+    else:
+        lab_t = torch.as_tensor(lab, dtype=torch.int64, device=dev)
+
+        def get_centers(t0: int, t1: int) -> tuple[torch.Tensor, torch.Tensor]:
+            r = lab_t[t0:t1]
+            return geo.X.index_select(0, r), geo.aux.index_select(0, r)
+
+        mind, assign_opt = geo.min_over_centers(get_centers, lab.size, want_assign=method == "pruned")
+        mind[lab_t] = -math.inf
+        assign = assign_opt if assign_opt is not None else torch.zeros(0, dtype=torch.int64, device=dev)
+        centers = lab.tolist()
+
+    if method == "plain":
+        _plain_loop(geo, mind, picks, budget)
+    else:
+        _pruned_loop(geo, mind, assign, centers, picks, budget, adaptive)
+    return np.asarray(picks, dtype=np.int64)
+
+
+def min_distances(
+    features: Any,
+    centers: Any,
+    *,
+    metric: str = "euclidean",
+    chunk_size: int = 65536,
+    device: str | torch.device | None = None,
+) -> np.ndarray | torch.Tensor:
+    """Distance of every row to its nearest center, computed block-wise.
+
+    Parameters
+    ----------
+    features : array_like or torch.Tensor
+        ``N x d`` features.
+    centers : array_like or torch.Tensor
+        Either 1-D row indices (or a boolean mask of length ``N``) into
+        ``features``, or a ``K x d`` matrix of center features.
+    metric : {"euclidean", "cosine"}
+        As in :func:`kcenter_greedy`.
+    chunk_size : int
+        Rows per block; memory is ``O(N)`` plus one block.
+    device : str or torch.device, optional
+        Where to compute; default the tensor's own device, else CPU.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        Length-``N`` distances (float64 for float64 input, else float32): a
+        tensor on the working device if ``features`` is a tensor, else a
+        numpy array.  With no centers every distance is ``+inf``.
+    """
+    metric = check_choice("metric", metric, _METRICS)
+    chunk_size = check_positive_int("chunk_size", chunk_size)
+    dev = _working_device(features, device)
+    X = _prepare(features, dev)
+    geo = _Geometry(X, metric, chunk_size)
+    c_arr = centers if isinstance(centers, torch.Tensor) else np.asarray(centers)
+    if c_arr.ndim == 2:
+        C = as_feature_tensor(centers, "centers", device=dev, dtype=X.dtype, allow_empty=True).contiguous()
+        if C.shape[1] != X.shape[1]:
+            raise InvalidInputError(
+                f"centers must have {X.shape[1]} columns like features, got shape {tuple(C.shape)}"
+            )
+
+        def get_centers(t0: int, t1: int) -> tuple[torch.Tensor, torch.Tensor]:
+            block = C[t0:t1]
+            return block, geo.row_aux(block)
+
+        n_centers = int(C.shape[0])
+    else:
+        idx = torch.as_tensor(as_index_array(centers, "centers", n=geo.n), device=dev)
+
+        def get_centers(t0: int, t1: int) -> tuple[torch.Tensor, torch.Tensor]:
+            r = idx[t0:t1]
+            return geo.X.index_select(0, r), geo.aux.index_select(0, r)
+
+        n_centers = int(idx.numel())
+    best, _ = geo.min_over_centers(get_centers, n_centers, want_assign=False)
+    if isinstance(features, torch.Tensor):
+        return best
+    return best.cpu().numpy()
