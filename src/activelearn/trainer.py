@@ -137,6 +137,7 @@ class Trainer:
         last_loss = float("nan")
         head_ext = model.head_extension
         exts = list(model.extensions.values())
+        has_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
         with torch.random.fork_rng(devices=[model.device.index or 0] if model.device.type == "cuda" else []):
             torch.manual_seed(int(gen.initial_seed()) + 1)
             for epoch in epochs:
@@ -148,7 +149,7 @@ class Trainer:
                     part = perm[s : s + c.batch_size]
                     if c.drop_last and part.size < c.batch_size and n > c.batch_size:
                         break
-                    if part.size == 1 and n > 1 and any(isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d) for m in model.modules()):
+                    if part.size == 1 and n > 1 and has_batchnorm:
                         continue  # batch-norm cannot train on a single sample
                     x = pools.inputs(idx[part])
                     if self.transform is not None:
