@@ -104,11 +104,6 @@ class SimulatedOracle:
             raise InvalidParameterError("noise_rate > 0 needs num_classes >= 2 to draw a wrong label")
         if num_classes is not None and t.size and t.dtype.kind in "iuf" and (t.min() < 0 or t.max() >= num_classes or (t.dtype.kind == "f" and (t != np.round(t)).any())):
             raise InvalidInputError(f"targets must be class indices in 0..{num_classes - 1}, got values {t.min()}..{t.max()}")
-        if num_classes is not None and t.size > 1 and np.unique(t).size < 2:
-            raise InvalidInputError(
-                f"every target is class {t.flat[0]!r}: a pool with one class gives nothing to learn; "
-                "check the labels (or the train/test split) of the dataset"
-            )
         c = np.broadcast_to(np.asarray(cost, dtype=np.float64), t.shape).copy()
         if not np.isfinite(c).all() or (c < 0).any():
             raise InvalidParameterError("cost must be finite and >= 0 (one number or one per sample)")
