@@ -94,6 +94,8 @@ def asked(tmp_path: Path) -> tuple[FileOracle, al.Query]:
         ("index,label,in_task\n4,0,maybe\n7,1,\n9,1,\n", r"in_task 'maybe' is not true/false"),
         ("index,label,cost\n4,0,-1\n7,1,\n9,1,\n", r"cost '-1' must be a number >= 0"),
     ],
+    ids=["unknown-index", "duplicate", "missing", "label-not-number", "label-out-of-range", "label-missing",
+         "index-not-int", "no-header", "bad-in-task", "bad-cost"],
 )
 def test_bad_answers_files_are_refused_with_the_row(asked, body: str, message: str) -> None:
     oracle, query = asked

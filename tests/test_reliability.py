@@ -265,6 +265,7 @@ class _Liar:
         ("missing", OracleError, r"the oracle left 1 queried sample\(s\) unanswered"),
         ("label", InvalidInputError, r"label 9 for index \d+ is outside 0\.\.2"),
     ],
+    ids=["unasked", "missing", "label"],
 )
 def test_bad_oracle_answers_change_nothing(mode: str, exc: type[Exception], message: str) -> None:
     loop = _loop(oracle=_Liar(mode))
