@@ -259,6 +259,8 @@ class ActiveLoop:
         state = ckpt.load_checkpoint(folder) if state is None else state
         self._prepare()
         self._resume_pending = ckpt.restore_checkpoint(self, state)
+        if self.out_dir is None:  # keep checkpointing where the run was
+            self.out_dir = folder
         if self.recipe is None and state.get("recipe") is not None:
             self.recipe = state["recipe"]
         return self
