@@ -14,6 +14,9 @@ from . import backbones, datasets, ops, strategies  # noqa: E402
 from . import configs, experiment  # noqa: E402
 from .exceptions import (  # noqa: E402
     ActiveLearnError,
+    AnswersInvalid,
+    AnswersPending,
+    CheckpointError,
     DatasetNotFoundError,
     InvalidInputError,
     InvalidParameterError,
@@ -24,6 +27,7 @@ from .exceptions import (  # noqa: E402
 from .history import CycleRecord, History, comparison_table, plot_curves  # noqa: E402
 from .loop import ActiveLoop, validate_selection  # noqa: E402
 from .model import ALModel, ForwardOutput, ModelExtension  # noqa: E402
+from .file_oracle import FileOracle  # noqa: E402
 from .oracle import Oracle, Query, SimulatedOracle  # noqa: E402
 from .pools import Annotation, Answer, Pools  # noqa: E402
 from .trainer import TrainConfig, Trainer, evaluate  # noqa: E402
@@ -37,6 +41,9 @@ __all__ = [
     "configs",
     "experiment",
     "ActiveLearnError",
+    "AnswersInvalid",
+    "AnswersPending",
+    "CheckpointError",
     "DatasetNotFoundError",
     "InvalidInputError",
     "InvalidParameterError",
@@ -55,6 +62,7 @@ __all__ = [
     "Oracle",
     "Query",
     "SimulatedOracle",
+    "FileOracle",
     "Annotation",
     "Answer",
     "Pools",

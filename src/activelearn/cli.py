@@ -7,6 +7,11 @@ Examples
     activelearn run --dataset digits --strategy entropy --initial 20 --budget 20 --cycles 5 --seed 0 --out results/
     activelearn compare --dataset digits --strategies random,entropy,coreset --seeds 0,1,2 --out results/
     activelearn run --plugin my_strategies.py --strategy my_method ...   # user strategies
+    activelearn run --resume results/            # continue an interrupted run (checkpoint in results/)
+    activelearn run --dataset digits --strategy entropy --oracle file --oracle-dir queries/ --out results/
+        # a person answers queries/query_*.json in queries/answers_*.csv; then: activelearn run --resume results/
+
+Exit codes: 0 done, 2 bad input (message on stderr), 3 waiting for a file oracle's answers.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__, datasets, strategies
+from .checkpoint import checkpoint_path
 from .configs import preset
-from .exceptions import ActiveLearnError, InvalidParameterError
+from .exceptions import ActiveLearnError, AnswersPending, InvalidParameterError
 from .history import comparison_table, plot_curves
 
 __all__ = ["main", "build_parser"]
@@ -83,8 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run one strategy")
     _common(run)
-    run.add_argument("--strategy", required=True, help="a registered name (see `activelearn list`)")
+    run.add_argument("--strategy", default=None, help="a registered name (see `activelearn list`); required unless --resume")
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--resume", default=None, metavar="OUT", help="continue the run checkpointed in OUT (needs no other option)")
+    run.add_argument("--oracle", default="simulated", choices=["simulated", "file"], help="who answers: the dataset's labels, or a person through files")
+    run.add_argument("--oracle-dir", default=None, help="folder of query/answers files for --oracle file (default: OUT/oracle)")
+    run.add_argument("--oracle-timeout", type=float, default=0.0, help="seconds to wait for each answers file before exiting with code 3")
     cmp_ = sub.add_parser("compare", help="run several strategies with the same seeds and initial sets")
     _common(cmp_)
     cmp_.add_argument("--strategies", required=True, help="comma-separated names")
@@ -122,17 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("strategies:", ", ".join(strategies.available()))
             print("datasets:  ", ", ".join(datasets.available()))
             return 0
-        from .experiment import compare, run_experiment  # heavy imports only when running
+        from .experiment import compare  # heavy imports only when running
 
         out = Path(args.out) if args.out else None
         if args.command == "run":
-            strategies.get_class(args.strategy) if "+" not in args.strategy else None
-            history = run_experiment(args.dataset, args.strategy, seed=args.seed, out_dir=out, **_kwargs(args))
-            print(f"{args.strategy} on {args.dataset} (seed {args.seed})")
-            print(history.table())
-            if out is not None:
-                print(f"history written to {out / 'history.json'} and {out / 'history.csv'}")
-            return 0
+            return _run(args, out)
         names = [s.strip() for s in args.strategies.split(",") if s.strip()]
         for name in names:
             if "+" not in name:
@@ -153,10 +157,45 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ImportError as exc:
                 print(f"table written to {out / 'comparison.md'}; no plot: {exc}")
         return 0
+    except AnswersPending as exc:
+        print(f"activelearn: waiting for answers: {exc}", file=sys.stderr)
+        return 3
     except ActiveLearnError as exc:
         print(f"activelearn: error: {exc}", file=sys.stderr)
         return 2
 
+
+def _run(args: argparse.Namespace, out: Path | None) -> int:
+    from .experiment import make_loop
+    from .loop import ActiveLoop
+
+    if args.resume:
+        loop = ActiveLoop.resume(args.resume, **({"progress": False} if args.no_progress else {}))
+        out = Path(args.resume)
+        name, dataset, seed = loop.recipe["strategy"], loop.recipe["data"], loop.seed  # type: ignore[index]
+    else:
+        if not args.strategy:
+            raise InvalidParameterError("activelearn run needs --strategy NAME (or --resume OUT to continue a run)")
+        if "+" not in args.strategy:
+            strategies.get_class(args.strategy)
+        if out is not None and checkpoint_path(out).exists():
+            raise InvalidParameterError(
+                f"{out} already holds the checkpoint of a run; continue it with `activelearn run --resume {out}` "
+                "or choose another --out"
+            )
+        oracle_kwargs = {}
+        if args.oracle == "file":
+            oracle_kwargs = {"oracle": "file", "oracle_dir": str(Path(args.oracle_dir).resolve()) if args.oracle_dir else None, "oracle_timeout": args.oracle_timeout}
+        loop = make_loop(args.dataset, args.strategy, seed=args.seed, out_dir=out, **oracle_kwargs, **_kwargs(args))
+        if loop.recipe is not None:
+            loop.recipe["plugins"] = list(args.plugin)
+        name, dataset, seed = args.strategy, args.dataset, args.seed
+    history = loop.run()
+    print(f"{name} on {dataset} (seed {seed})")
+    print(history.table())
+    if out is not None:
+        print(f"history written to {out / 'history.json'} and {out / 'history.csv'}")
+    return 0
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

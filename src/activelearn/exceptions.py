@@ -16,6 +16,9 @@ __all__ = [
     "OracleError",
     "DatasetNotFoundError",
     "UnknownStrategyError",
+    "CheckpointError",
+    "AnswersPending",
+    "AnswersInvalid",
 ]
 
 
@@ -48,3 +51,19 @@ class OracleError(ActiveLearnError, RuntimeError):
 
 class DatasetNotFoundError(ActiveLearnError, FileNotFoundError):
     """A dataset root does not hold the expected files."""
+
+
+class CheckpointError(ActiveLearnError, RuntimeError):
+    """A checkpoint is missing, unreadable, or does not match the run it is loaded into."""
+
+
+class AnswersPending(OracleError):
+    """A file-based oracle wrote a query and no answers file exists yet.
+
+    Not a failure: the run stopped cleanly after saving a checkpoint; write the
+    answers file named in the message and resume the run.
+    """
+
+
+class AnswersInvalid(OracleError):
+    """An answers file names unknown or duplicate indices, bad labels, or misses answers."""

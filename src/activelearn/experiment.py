@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,12 +20,86 @@ from .datasets import DatasetBundle
 from .history import History
 from .loop import ActiveLoop
 from .model import ALModel, ModelExtension
-from .oracle import SimulatedOracle
+from .exceptions import CheckpointError, InvalidParameterError
+from .file_oracle import FileOracle
+from .oracle import Oracle, SimulatedOracle
 from .pools import Pools
 from .strategies.base import Strategy
 from .trainer import TrainConfig, Trainer
 
-__all__ = ["make_loop", "run_experiment", "compare"]
+__all__ = ["make_loop", "run_experiment", "compare", "loop_from_recipe"]
+
+_PLAIN = (int, float, str, bool, type(None))
+
+
+def _is_plain(obj: Any) -> bool:
+    if isinstance(obj, _PLAIN):
+        return True
+    if isinstance(obj, (list, tuple)):
+        return all(_is_plain(v) for v in obj)
+    if isinstance(obj, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in obj.items())
+    return False
+
+
+def _recipe(data: Any, strategy: Any, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """Plain data from which :func:`loop_from_recipe` rebuilds the loop, or None when
+    something was passed as an object (a bundle, a module, a strategy instance)."""
+    if not isinstance(data, str) or not isinstance(strategy, str) or kwargs.get("extensions"):
+        return None
+    out: dict[str, Any] = {"data": data, "strategy": strategy}
+    for key, value in kwargs.items():
+        if key in ("extensions", "out_dir"):
+            continue
+        if isinstance(value, TrainConfig):
+            value = {"__train_config__": asdict(value)}
+        elif isinstance(value, ExperimentConfig):
+            value = {"__experiment_config__": {**asdict(value), "train": asdict(value.train)}}
+        elif isinstance(value, Path):
+            value = str(value)
+        if not _is_plain(value):
+            return None
+        out[key] = value
+    return out
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict) and "__train_config__" in value:
+        return TrainConfig(**value["__train_config__"])
+    if isinstance(value, dict) and "__experiment_config__" in value:
+        fields_ = dict(value["__experiment_config__"])
+        fields_["train"] = TrainConfig(**fields_["train"])
+        return ExperimentConfig(**fields_)
+    return value
+
+
+def _image_shape(bundle: DatasetBundle) -> tuple[int, ...] | None:
+    """How to draw one input for a person: the bundle's own shape, or a square for flat images (digits' 64 -> 8 x 8)."""
+    if "image_shape" in bundle.meta:
+        return tuple(bundle.meta["image_shape"])
+    if len(bundle.input_shape) == 1:
+        side = int(round(bundle.input_shape[0] ** 0.5))
+        if side * side == bundle.input_shape[0] and side >= 8:
+            return (side, side)
+    return None
+
+
+def loop_from_recipe(recipe: dict[str, Any], **overrides: Any) -> ActiveLoop:
+    """Rebuild the loop a :attr:`ActiveLoop.recipe` describes (``overrides`` win).
+
+    Plugins named in the recipe (``activelearn run --plugin``) are imported first.
+    """
+    if not isinstance(recipe, dict) or "data" not in recipe or "strategy" not in recipe:
+        raise CheckpointError(f"not a loop recipe: {recipe!r}")
+    recipe = dict(recipe)
+    plugins = recipe.pop("plugins", None) or []
+    if plugins:
+        from .cli import load_plugins
+
+        load_plugins(plugins)
+    kwargs = {k: _decode(v) for k, v in recipe.items()}
+    kwargs.update(overrides)
+    return make_loop(kwargs.pop("data"), kwargs.pop("strategy"), **kwargs)
 
 
 def _strategy(strategy: str | Strategy, seed: int, params: dict[str, Any] | None) -> Strategy:
@@ -60,12 +134,24 @@ def make_loop(
     extensions: Sequence[ModelExtension] = (),
     progress: bool = True,
     out_dir: str | Path | None = None,
+    oracle: str | Oracle = "simulated",
+    oracle_dir: str | Path | None = None,
+    oracle_timeout: float = 0.0,
+    deterministic: bool | None = None,
 ) -> ActiveLoop:
     """Assemble a ready-to-run :class:`ActiveLoop` (the same seed gives the same
     initial set and initial weights for every strategy).
 
     ``extensions`` are attached to the model whatever the strategy (e.g. the
-    DACS auxiliary head, which the paper trains with every baseline)."""
+    DACS auxiliary head, which the paper trains with every baseline).
+
+    ``oracle`` is ``"simulated"`` (the dataset's labels, with ``noise_rate``),
+    ``"file"`` (a :class:`~activelearn.file_oracle.FileOracle` in
+    ``oracle_dir``, default ``<out_dir>/oracle``, waiting ``oracle_timeout``
+    seconds for each answers file), or any Oracle instance.  When every
+    argument is plain data the loop gets a ``recipe`` and its checkpoints can be
+    resumed with :meth:`ActiveLoop.resume`."""
+    recipe = _recipe(data, strategy, {k: v for k, v in locals().items() if k not in ("data", "strategy", "oracle") or (k == "oracle" and isinstance(v, str))})
     if isinstance(data, str):
         config = config or preset(data)
         bundle = datasets.load(data, **{**config.dataset_kwargs, **(data_kwargs or {})})
@@ -83,7 +169,16 @@ def make_loop(
     for ext in extensions:
         model.attach(ext)
     pools = Pools(bundle.train_x, task=bundle.task, num_classes=bundle.num_classes if bundle.task == "classification" else None)
-    oracle = SimulatedOracle(bundle.train_y, num_classes=bundle.num_classes if bundle.task == "classification" else None, noise_rate=noise_rate, seed=seed)
+    num_classes = bundle.num_classes if bundle.task == "classification" else None
+    if oracle == "simulated":
+        oracle = SimulatedOracle(bundle.train_y, num_classes=num_classes, noise_rate=noise_rate, seed=seed)
+    elif oracle == "file":
+        folder = oracle_dir if oracle_dir is not None else (Path(out_dir) / "oracle" if out_dir is not None else None)
+        if folder is None:
+            raise InvalidParameterError("oracle='file' needs oracle_dir= (or out_dir=, which then holds an oracle/ folder)")
+        oracle = FileOracle(folder, num_classes=num_classes, timeout=oracle_timeout, inputs=bundle.train_x, image_shape=_image_shape(bundle))
+    elif isinstance(oracle, str):
+        raise InvalidParameterError(f"oracle must be 'simulated', 'file' or an Oracle instance, got {oracle!r}")
     loop = ActiveLoop(
         model,
         _strategy(strategy, seed, strategy_params),
@@ -97,7 +192,9 @@ def make_loop(
         seed=seed,
         progress=progress,
         out_dir=out_dir,
+        deterministic=deterministic,
     )
+    loop.recipe = recipe
     loop.history.meta.update({"dataset": bundle.name, "backbone": backbone if isinstance(backbone, str) else config.backbone, "noise_rate": noise_rate})
     return loop
 

@@ -11,8 +11,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from . import checkpoint as ckpt
 from ._validation import as_index_array, check_nonnegative_int, check_positive_int
-from .exceptions import InvalidInputError, InvalidParameterError, OracleError, SelectionError
+from .determinism import deterministic_mode
+from .exceptions import CheckpointError, InvalidInputError, InvalidParameterError, OracleError, SelectionError
 from .history import CycleRecord, History
 from .model import ALModel
 from .oracle import Oracle, Query
@@ -74,9 +76,26 @@ class ActiveLoop:
     progress : bool
         Progress bars over cycles (and epochs, if the trainer shows them).
     out_dir : path, optional
-        Where ``history.json`` and ``history.csv`` are written after every cycle.
+        Where ``history.json`` and ``history.csv`` are written after every cycle,
+        and the checkpoint (see :mod:`activelearn.checkpoint`).
     callbacks : list of callables
         Called as ``cb(loop, record)`` after every cycle.
+    checkpoint : bool
+        With ``out_dir``, save the whole state atomically after every cycle,
+        every selection and every oracle answer batch, so that
+        :meth:`resume` / :meth:`restore` continue a crashed run without
+        losing or re-asking any answer.
+    deterministic : bool, optional
+        Run inside :func:`activelearn.determinism.deterministic_mode`
+        (``torch.use_deterministic_algorithms``, scoped to :meth:`run`).
+        Default: True on CPU, False on CUDA (see ``docs/reliability.md``).
+
+    Attributes
+    ----------
+    recipe : dict or None
+        Plain data from which the loop can be rebuilt (set by
+        :func:`activelearn.experiment.make_loop`); saved in checkpoints so that
+        :meth:`resume` needs only the folder.
     """
 
     def __init__(
@@ -95,6 +114,8 @@ class ActiveLoop:
         progress: bool = True,
         out_dir: str | Path | None = None,
         callbacks: Sequence[Callable[["ActiveLoop", CycleRecord], None]] = (),
+        checkpoint: bool = True,
+        deterministic: bool | None = None,
     ) -> None:
         if not isinstance(strategy, Strategy):
             raise InvalidParameterError(f"strategy must be a Strategy instance, got {type(strategy).__name__}; build one with activelearn.strategies.get(name)")
@@ -107,10 +128,22 @@ class ActiveLoop:
         self.test = test
         if test is not None and len(test[0]) != len(test[1]):
             raise InvalidInputError(f"test inputs and targets differ in length: {len(test[0])} vs {len(test[1])}")
+        if test is not None and isinstance(test[0], torch.Tensor) and test[0].is_floating_point() and not bool(torch.isfinite(test[0]).all()):
+            raise InvalidInputError("test inputs hold NaN or Inf; clean or drop those samples")
+        if hasattr(oracle, "__len__") and len(oracle) != pools.n:  # type: ignore[arg-type]
+            raise InvalidInputError(
+                f"the oracle knows {len(oracle)} samples but the pool has {pools.n}; "  # type: ignore[arg-type]
+                "build both from the same training set"
+            )
         self.seed = int(seed)
         self.progress = progress
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.callbacks = list(callbacks)
+        self.checkpoint = bool(checkpoint)
+        self.deterministic = deterministic
+        self.recipe: dict[str, Any] | None = None
+        self._pending_record: CycleRecord | None = None
+        self._resume_pending: dict[str, Any] | None = None
         self.initial = self._initial_indices(initial)
         self.history = History(meta={
             "strategy": strategy.name or type(strategy).__name__,
@@ -147,6 +180,7 @@ class ActiveLoop:
         if not query.groups and set(answered) != asked:
             raise OracleError(f"the oracle left {len(asked - set(answered))} queried sample(s) unanswered")
         self.pools.record(answers, cycle=cycle)
+        self._save("answered", pending=self._pending_record, answered=True)
 
     def _prepare(self) -> None:
         for ext in self.strategy.model_extensions():
@@ -174,14 +208,94 @@ class ActiveLoop:
                 selection = self.strategy.select(self.model, pools, self.budget)
             record.select_seconds = time.perf_counter() - start
             chosen = validate_selection(selection, pools, self.budget)
-            self.query(chosen, cycle + 1)
             record.selected = chosen.tolist()
+            self._ask(record, cycle)
         return record
+
+    def _ask(self, record: CycleRecord, cycle: int) -> None:
+        """Query the selection of ``record``, checkpointing before and after."""
+        self._pending_record = record
+        try:
+            self._save("selected", pending=record, answered=False)
+            self.query(np.asarray(record.selected, dtype=np.int64), cycle + 1)
+        finally:
+            self._pending_record = None
+
+    # ------------------------------------------------------------ checkpoints
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint must agree with to be loaded into this loop."""
+        return {
+            "strategy": self.strategy.name or type(self.strategy).__name__,
+            "strategy_params": ckpt._plain(
+                {k: v for k, v in self.strategy.get_params().items() if isinstance(v, (int, float, str, bool, type(None)))}
+            ),
+            "seed": self.seed,
+            "budget": self.budget,
+            "cycles": self.cycles,
+            "pool_size": self.pools.n,
+            "initial": self.initial.tolist(),
+        }
+
+    def _save(self, stage: str, **kwargs: Any) -> None:
+        if self.checkpoint and self.out_dir is not None:
+            ckpt.save_checkpoint(self, stage, **kwargs)
+
+    def restore(self, out_dir: str | Path | None = None, *, state: dict[str, Any] | None = None) -> "ActiveLoop":
+        """Load the checkpoint of ``out_dir`` (default: this loop's) into this loop.
+
+        Build the loop exactly as the interrupted one (same data, strategy,
+        seed, budget...), then call ``restore`` and :meth:`run`: the run
+        continues after the last saved step; a selection already made is not
+        made again and an answer already recorded is never asked again.
+
+        Raises
+        ------
+        CheckpointError
+            If there is no checkpoint, or it belongs to a differently built run.
+        """
+        folder = Path(out_dir) if out_dir is not None else self.out_dir
+        if folder is None:
+            raise CheckpointError("restore() needs the run's folder: pass out_dir or build the loop with out_dir=")
+        state = ckpt.load_checkpoint(folder) if state is None else state
+        self._prepare()
+        self._resume_pending = ckpt.restore_checkpoint(self, state)
+        if self.out_dir is None:  # keep checkpointing where the run was
+            self.out_dir = folder
+        if self.recipe is None and state.get("recipe") is not None:
+            self.recipe = state["recipe"]
+        return self
+
+    @classmethod
+    def resume(cls, out_dir: str | Path, **overrides: Any) -> "ActiveLoop":
+        """Rebuild a checkpointed run from its saved recipe and load its state.
+
+        ``ActiveLoop.resume(out_dir).run()`` finishes an interrupted run.
+        ``overrides`` replace recipe entries (e.g. ``progress=False``,
+        ``device="cpu"``).  Loops built by hand have no recipe: rebuild them
+        and call :meth:`restore` instead.
+        """
+        state = ckpt.load_checkpoint(out_dir)
+        recipe = state.get("recipe")
+        if not recipe:
+            raise CheckpointError(
+                f"the checkpoint in {out_dir} has no recipe (the loop was built by hand); "
+                "build the loop the same way and call loop.restore(out_dir)"
+            )
+        from .experiment import loop_from_recipe  # the experiment module imports this one
+
+        loop = loop_from_recipe(recipe, out_dir=str(out_dir), **overrides)
+        return loop.restore(out_dir, state=state)
 
     def run(self) -> History:
         """Run every remaining cycle and return the History."""
+        deterministic = self.deterministic if self.deterministic is not None else self.model.device.type == "cpu"
+        with deterministic_mode(deterministic):
+            return self._run()
+
+    def _run(self) -> History:
         self._prepare()
-        if self.pools.n_labeled == 0 and self.initial.size:
+        if self.pools.n_labeled == 0 and self.pools.n_rejected == 0 and self.initial.size:
+            self._save("initial")
             self.query(self.initial, 0)
         if self.pools.n_labeled == 0:
             raise InvalidInputError("no labeled samples to start from: pass initial=<int or indices> or label some first")
@@ -192,13 +306,21 @@ class ActiveLoop:
 
             cycles = tqdm(cycles, desc=f"{self.history.meta['strategy']}", leave=False)
         for cycle in cycles:
-            record = self.step(cycle)
+            pending, self._resume_pending = self._resume_pending, None
+            if pending is not None:  # resumed inside this cycle: its selection is saved
+                record = pending["record"]
+                self.pools.cycle = cycle
+                if not pending["answered"]:
+                    self._ask(record, cycle)
+            else:
+                record = self.step(cycle)
             self.history.append(record)
             if self.progress and "accuracy" in record.metrics:
                 cycles.set_postfix(acc=f"{record.metrics['accuracy']:.3f}", labeled=record.n_labeled)  # type: ignore[union-attr]
             if self.out_dir is not None:
                 self.history.save_json(self.out_dir / "history.json")
                 self.history.save_csv(self.out_dir / "history.csv")
+            self._save("cycle")
             for cb in self.callbacks:
                 cb(self, record)
         return self.history

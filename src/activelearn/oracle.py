@@ -102,8 +102,8 @@ class SimulatedOracle:
         self.noise_rate = check_fraction("noise_rate", noise_rate)
         if self.noise_rate > 0 and (num_classes is None or num_classes < 2):
             raise InvalidParameterError("noise_rate > 0 needs num_classes >= 2 to draw a wrong label")
-        if num_classes is not None and t.dtype.kind in "iu" and t.size and (t.min() < 0 or t.max() >= num_classes):
-            raise InvalidInputError(f"targets must lie in 0..{num_classes - 1}, got {t.min()}..{t.max()}")
+        if num_classes is not None and t.size and t.dtype.kind in "iuf" and (t.min() < 0 or t.max() >= num_classes or (t.dtype.kind == "f" and (t != np.round(t)).any())):
+            raise InvalidInputError(f"targets must be class indices in 0..{num_classes - 1}, got values {t.min()}..{t.max()}")
         c = np.broadcast_to(np.asarray(cost, dtype=np.float64), t.shape).copy()
         if not np.isfinite(c).all() or (c < 0).any():
             raise InvalidParameterError("cost must be finite and >= 0 (one number or one per sample)")
@@ -120,6 +120,15 @@ class SimulatedOracle:
 
     def __len__(self) -> int:
         return int(self.targets.shape[0])
+
+    def state_dict(self) -> dict[str, object]:
+        """The bookkeeping of past queries (answers themselves depend only on the seed)."""
+        return {"n_queries": self.n_queries, "asked": list(self.asked)}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore :meth:`state_dict` (used when a run resumes from a checkpoint)."""
+        self.n_queries = int(state["n_queries"])  # type: ignore[call-overload]
+        self.asked = [int(i) for i in state["asked"]]  # type: ignore[attr-defined]
 
     def _label(self, i: int) -> int | float:
         y = self.targets[i]

@@ -106,6 +106,12 @@ class Pools:
         n = len(inputs)  # type: ignore[arg-type]
         if n == 0:
             raise InvalidInputError("the pool is empty; pass at least one sample")
+        if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
+            flat = inputs.reshape(-1)
+            for start in range(0, flat.numel(), 1 << 22):  # bounded temporary memory
+                if not bool(torch.isfinite(flat[start : start + (1 << 22)]).all()):
+                    bad = int((~torch.isfinite(inputs.reshape(n, -1))).any(dim=1).sum())
+                    raise InvalidInputError(f"pool inputs hold NaN or Inf in {bad} sample(s); clean or drop them first")
         self._inputs = inputs
         self.task = task
         self.num_classes = num_classes

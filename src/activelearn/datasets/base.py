@@ -181,6 +181,11 @@ class DatasetBundle:
 
         if self.train_x.shape[0] == 0:
             raise InvalidInputError("train_x is empty; a dataset needs at least one training sample")
+        if self.task == "classification" and self.train_y.numel() > 1 and bool((self.train_y == self.train_y[0]).all()):
+            raise InvalidInputError(
+                f"every train_y label is class {int(self.train_y[0])}: a pool with one class gives active learning "
+                "nothing to learn; check the labels (or the subset/split) of the dataset"
+            )
         sample_shape = tuple(int(s) for s in self.train_x.shape[1:])
         shape = tuple(self.input_shape) if self.input_shape else sample_shape
         if not all(isinstance(s, int) and s > 0 for s in shape):

@@ -112,7 +112,9 @@ class _Geometry:
         sq = (Af * Af).sum(dim=1)
         if self.metric == "euclidean":
             return sq
-        return 1.0 / sq.sqrt().clamp_min(1e-12)
+        # exact inverse norms however small the row (a clamp would shrink tiny rows' self-similarity);
+        # all-zero rows have no direction and get 0 (cosine distance 1 to everything)
+        return torch.where(sq > 0, sq.clamp_min(torch.finfo(self.cdtype).tiny).rsqrt(), torch.zeros_like(sq))
 
     # ---- kernels -------------------------------------------------------------
     def _finish(self, dots: torch.Tensor, a_aux: torch.Tensor, c_aux: torch.Tensor) -> torch.Tensor:
