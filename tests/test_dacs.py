@@ -259,3 +259,13 @@ def test_cli_aux_head_flag_attaches_head_to_baselines(tmp_path, capsys) -> None:
                  "--cycles", "2", "--epochs", "1", "--no-progress", "--aux-head", "--out", str(tmp_path)])
     assert code == 0
     assert (tmp_path / "history.json").exists()
+
+
+def test_max_chunk_adds_buckets_only_beyond_the_bound() -> None:
+    z = np.random.default_rng(0).normal(size=(5000, 8)).astype(np.float32)
+    _, small = dacs_select(z, z[:0], 10, seed=0, max_chunk=2000, device="cpu", return_info=True)
+    _, capped = dacs_select(z, z[:0], 10, seed=0, max_chunk=20, device="cpu", return_info=True)
+    _, paper = dacs_select(z, z[:0], 10, seed=0, max_chunk=None, device="cpu", return_info=True)
+    assert small["n_buckets"] == 100 and paper["n_buckets"] == 100
+    assert capped["n_buckets"] == 250  # 2 * ceil(5000 / 40): chunks of 20 rows
+    np.testing.assert_array_equal(small["density"], paper["density"])

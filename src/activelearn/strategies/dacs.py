@@ -148,6 +148,7 @@ def dacs_select(
     tau: float = 0.25,
     density: str = "lsh",
     n_buckets: int = 100,
+    max_chunk: int | None = 2000,
     n_rounds: int = 1,
     knn_k: int = 20,
     cross_group: bool = False,
@@ -175,6 +176,17 @@ def dacs_select(
         LSH estimate (paper) or exact kNN density (O(N^2 d) time; small pools).
     n_buckets, n_rounds : int
         LSH buckets (even, default 100) and hash rounds averaged (default 1).
+    max_chunk : int or None, default 2000
+        Upper bound on the LSH chunk size ``m = ceil(N / buckets)``: the
+        number of buckets used is ``max(n_buckets, 2 * ceil(N / (2 * max_chunk)))``.
+        The paper fixes 100 buckets, which makes LSH cost O(N^2 d / 100): fine
+        at its pool sizes (50,000 and 180,000 samples, where this bound does
+        not change anything, as ``m <= 2000`` up to N = 200,000) but minutes
+        at a million samples.  Beyond 200,000 samples the bound keeps each
+        sample's neighbourhood at 2,000-4,000 rows and the cost linear in N.
+        Densities are sums over neighbours, so more buckets scale them down
+        uniformly; the Jenks grouping is unaffected by that.  ``None`` keeps
+        exactly ``n_buckets`` (the paper's rule at any N).
     knn_k : int, default 20
         Neighbours of the kNN density.
     cross_group : bool, default False
@@ -201,6 +213,9 @@ def dacs_select(
     one_of("lsh", "knn")("density", density)
     _even_positive_int("n_buckets", n_buckets)
     positive_int("n_rounds", n_rounds)
+    optional_int("max_chunk", max_chunk)
+    if max_chunk is not None:
+        positive_int("max_chunk", max_chunk)
     positive_int("knn_k", knn_k)
     _bool("cross_group", cross_group)
     optional_int("seed", seed)
@@ -220,8 +235,11 @@ def dacs_select(
     lsh_seed, kc_seed = (int(s) for s in ss.generate_state(2) % (2**31 - 1))
     zu = torch.nn.functional.normalize(zu, dim=1)
     zl = torch.nn.functional.normalize(zl, dim=1)
+    buckets = int(n_buckets)
+    if max_chunk is not None:
+        buckets = max(buckets, 2 * math.ceil(n / (2 * int(max_chunk))))
     if density == "lsh":
-        dens = lsh_density(zu, n_buckets=n_buckets, n_rounds=n_rounds, seed=lsh_seed, device=dev)
+        dens = lsh_density(zu, n_buckets=buckets, n_rounds=n_rounds, seed=lsh_seed, device=dev)
     else:
         dens = knn_density(zu, k=knn_k, metric="cosine", device=dev)
     dens_np = dens.double().cpu().numpy()
@@ -248,7 +266,7 @@ def dacs_select(
             previous = torch.cat([previous, zu[torch.as_tensor(chosen, device=dev)]])
     out = np.concatenate(picks).astype(np.int64)
     if return_info:
-        info = {"density": dens_np, "labels": labels, "breaks": breaks, "sizes": sizes, "budgets": budgets}
+        info = {"density": dens_np, "labels": labels, "breaks": breaks, "sizes": sizes, "budgets": budgets, "n_buckets": buckets}
         return out, info
     return out
 
@@ -272,6 +290,10 @@ class DACS(Strategy):
     n_buckets : int, default 100
         LSH buckets (even).  Pools smaller than this are fine: chunks then
         hold one sample (see :func:`activelearn.ops.lsh_density`).
+    max_chunk : int or None, default 2000
+        Caps the LSH chunk size on pools above 200,000 samples (more buckets,
+        linear time); no effect at the paper's pool sizes; ``None`` = paper's
+        rule at any size.  See :func:`dacs_select`.
     n_rounds : int, default 1
         LSH hash rounds averaged (the paper uses one).
     knn_k : int, default 20
@@ -297,6 +319,7 @@ class DACS(Strategy):
         "density": one_of("lsh", "knn"),
         "n_buckets": _even_positive_int,
         "n_rounds": positive_int,
+        "max_chunk": lambda name, v: None if v is None else positive_int(name, v),
         "knn_k": positive_int,
         "cross_group": _bool,
         "aux_dim": positive_int,
@@ -313,6 +336,7 @@ class DACS(Strategy):
         tau: float = 0.25,
         density: str = "lsh",
         n_buckets: int = 100,
+        max_chunk: int | None = 2000,
         n_rounds: int = 1,
         knn_k: int = 20,
         cross_group: bool = False,
@@ -327,6 +351,7 @@ class DACS(Strategy):
         self.tau = tau
         self.density = density
         self.n_buckets = n_buckets
+        self.max_chunk = max_chunk
         self.n_rounds = n_rounds
         self.knn_k = knn_k
         self.cross_group = cross_group
@@ -349,7 +374,7 @@ class DACS(Strategy):
         seed = int(self.rng(pools).integers(2**31 - 1))
         rows = dacs_select(
             z[: unlabeled.size], z[unlabeled.size :], budget,
-            n_groups=self.n_groups, tau=self.tau, density=self.density, n_buckets=self.n_buckets,
+            n_groups=self.n_groups, tau=self.tau, density=self.density, n_buckets=self.n_buckets, max_chunk=self.max_chunk,
             n_rounds=self.n_rounds, knn_k=self.knn_k, cross_group=self.cross_group, seed=seed,
             chunk_size=self.chunk_size, device=z.device,
         )
