@@ -251,10 +251,17 @@ def test_dacs_plus_entropy_contract_basics() -> None:
     assert np.unique(pa).size == 15 and a.pools.unlabeled_mask[pa].all()
 
 
-def test_cli_aux_head_flag_attaches_head_to_baselines(tmp_path, capsys) -> None:  # noqa: ANN001
-    from activelearn.cli import build_parser, main
+def test_cli_aux_head_flag_parses() -> None:
+    from activelearn.cli import build_parser
 
     assert build_parser().parse_args(["run", "--strategy", "random", "--aux-head"]).aux_head is True
+    assert build_parser().parse_args(["compare", "--strategies", "random"]).aux_head is False
+
+
+@pytest.mark.slow
+def test_cli_runs_dacs_plus_entropy_with_aux_head(tmp_path) -> None:  # noqa: ANN001
+    from activelearn.cli import main
+
     code = main(["run", "--dataset", "digits", "--strategy", "dacs+entropy", "--initial", "20", "--budget", "10",
                  "--cycles", "2", "--epochs", "1", "--no-progress", "--aux-head", "--out", str(tmp_path)])
     assert code == 0
