@@ -80,6 +80,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="strategy parameter (repeatable)")
     p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE", help="import a module that registers strategies")
     p.add_argument("--out", default=None, help="output folder for histories, tables and plots")
+    p.add_argument("--aux-head", action="store_true", help="attach DACS's auxiliary head to the model whatever the strategy")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -120,6 +121,7 @@ def _kwargs(args: argparse.Namespace) -> dict[str, Any]:
         strategy_params=_parse_params(args.param),
         data_kwargs=data_kwargs,
         progress=not args.no_progress,
+        aux_head=args.aux_head,
     )
 
 

@@ -132,6 +132,7 @@ def make_loop(
     strategy_params: dict[str, Any] | None = None,
     data_kwargs: dict[str, Any] | None = None,
     extensions: Sequence[ModelExtension] = (),
+    aux_head: bool = False,
     progress: bool = True,
     out_dir: str | Path | None = None,
     oracle: str | Oracle = "simulated",
@@ -143,7 +144,9 @@ def make_loop(
     initial set and initial weights for every strategy).
 
     ``extensions`` are attached to the model whatever the strategy (e.g. the
-    DACS auxiliary head, which the paper trains with every baseline).
+    DACS auxiliary head, which the paper trains with every baseline);
+    ``aux_head=True`` is a shortcut adding a default
+    :class:`~activelearn.extensions.AuxiliaryHead`.
 
     ``oracle`` is ``"simulated"`` (the dataset's labels, with ``noise_rate``),
     ``"file"`` (a :class:`~activelearn.file_oracle.FileOracle` in
@@ -166,6 +169,10 @@ def make_loop(
             torch.manual_seed(seed)
             net = build_backbone(backbone or config.backbone, input_shape=bundle.input_shape, num_classes=bundle.num_classes)
     model = ALModel(net, num_classes=bundle.num_classes, task=bundle.task, device=device, seed=seed, progress=progress)
+    if aux_head:
+        from .extensions import AuxiliaryHead
+
+        extensions = [*extensions, AuxiliaryHead()]
     for ext in extensions:
         model.attach(ext)
     pools = Pools(bundle.train_x, task=bundle.task, num_classes=bundle.num_classes if bundle.task == "classification" else None)

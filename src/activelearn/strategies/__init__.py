@@ -12,6 +12,8 @@ from .registry import available, get, get_class, register, register_composer
 from . import baselines as _baselines  # noqa: F401  (registers the built-ins)
 from . import coreset as _coreset  # noqa: F401
 from . import combine as _combine  # noqa: F401
+from . import dacs as _dacs  # noqa: F401
+from .dacs import DACS, dacs_select
 from .combine import ExpandSqueeze
 from .baselines import Entropy, LeastConfidence, Margin, RandomSampling
 from .coreset import CoreSet
@@ -32,4 +34,6 @@ __all__ = [
     "Margin",
     "CoreSet",
     "ExpandSqueeze",
+    "DACS",
+    "dacs_select",
 ]
