@@ -12,9 +12,14 @@ from .registry import available, get, get_class, register, register_composer
 from . import baselines as _baselines  # noqa: F401  (registers the built-ins)
 from . import coreset as _coreset  # noqa: F401
 from . import combine as _combine  # noqa: F401
+from . import learning_loss as _learning_loss  # noqa: F401
+from . import ncenet as _ncenet  # noqa: F401
 from .combine import ExpandSqueeze
 from .baselines import Entropy, LeastConfidence, Margin, RandomSampling
 from .coreset import CoreSet
+from .learning_loss import LearningLoss
+from .ncenet import NCENet
+from .baselines import BEntropy
 
 __all__ = [
     "Strategy",
@@ -31,5 +36,8 @@ __all__ = [
     "LeastConfidence",
     "Margin",
     "CoreSet",
+    "LearningLoss",
+    "NCENet",
+    "BEntropy",
     "ExpandSqueeze",
 ]

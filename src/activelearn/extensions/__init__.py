@@ -1,0 +1,8 @@
+"""Model extensions owned by strategies (attached through :meth:`activelearn.ALModel.attach`)."""
+
+from __future__ import annotations
+
+from .loss_prediction import LossPredictionModule, ranking_loss
+from .prototype import PrototypeHead
+
+__all__ = ["LossPredictionModule", "ranking_loss", "PrototypeHead"]
