@@ -13,7 +13,7 @@ from activelearn.loop import validate_selection
 from conftest import make_setup
 
 #: every registered name plus combinations built by name ("candidates+scorer")
-NAMES = al.strategies.available() + ["coreset+entropy", "random+margin"]
+NAMES = al.strategies.available() + ["coreset+entropy", "random+margin", "coreset+learning_loss", "coreset+ncenet"]
 
 
 @pytest.mark.parametrize("name", NAMES)
