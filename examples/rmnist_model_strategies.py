@@ -15,17 +15,22 @@ Run (the paper's schedule needs hours on a CPU; shorten with --epochs)::
 Writes ``docs/results/rmnist_ll_ncenet.md`` (table of test accuracy per
 labeled-set size, mean ± std over trials, with the paper's RMNIST rows beside
 ours) and the histories under ``--out``.  Combined names work too
-(``dacs+learning_loss``, ``coreset+ncenet``).
+(``dacs+learning_loss``, ``coreset+ncenet``), and parameters follow a colon
+(``ncenet:distance=cosine``).  ``--reuse`` loads the histories already in
+``--out`` (same epochs and cycles) instead of re-running them, so runs made in
+separate invocations end up in one table.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import platform
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -55,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", default=None)
     p.add_argument("--out", default="results/rmnist_model_strategies")
     p.add_argument("--table", default="docs/results/rmnist_ll_ncenet.md")
+    p.add_argument("--reuse", action="store_true", help="load finished histories from --out instead of re-running them")
     args = p.parse_args(argv)
 
     base = preset("repeated_mnist")
@@ -65,12 +71,21 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[History]] = {}
     start = time.time()
     for seed in range(args.trials):  # every strategy gets seed 0 before any gets seed 1
-        for name in names:
+        for label in names:
+            name, params = parse_name(label)
+            out = Path(args.out) / label.replace(":", "_").replace(",", "_") / f"seed{seed}"
             t0 = time.time()
+            if args.reuse and (out / "history.json").exists():
+                h = History.load_json(out / "history.json")
+                if len(h) == args.cycles and h.meta.get("train_config", {}).get("epochs") == args.epochs:
+                    runs.setdefault(label, []).append(h)
+                    print(f"{label} seed {seed}: reused {out / 'history.json'}", flush=True)
+                    continue
             loop = make_loop(bundle, name, config=config, initial=args.initial, budget=args.budget, cycles=args.cycles,
-                             seed=seed, device=args.device, progress=False, out_dir=Path(args.out) / name / f"seed{seed}")
+                             seed=seed, device=args.device, progress=False, out_dir=out, strategy_params=params)
             loop.callbacks.append(SelectionAnalyzer())
             h = loop.run()
+            name = label
             runs.setdefault(name, []).append(h)
             acc = " ".join(f"{a * 100:.1f}" for a in h.metric("accuracy"))
             print(f"{name} seed {seed}: {acc}  ({time.time() - t0:.0f} s)", flush=True)
@@ -78,8 +93,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def parse_name(label: str) -> tuple[str, dict[str, Any]]:
+    """``"ncenet:distance=cosine:prototypes=2"`` -> ``("ncenet", {"distance": "cosine", "prototypes": 2})``."""
+    name, *items = label.split(":")
+    params: dict[str, Any] = {}
+    for item in items:
+        key, _, raw = item.partition("=")
+        try:
+            params[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            params[key] = raw
+    return name, params
+
+
 def write_table(args: argparse.Namespace, runs: dict[str, list[History]], seconds: float) -> None:
     table = comparison_table(runs, reference=PAPER)
+    all_runs = [h for hs in runs.values() for h in hs]
+    mean_seconds = sum(sum(r.train_seconds + r.select_seconds for r in h.records) for h in all_runs) / max(len(all_runs), 1)
     info = []
     for name, hs in runs.items():
         vals = [h.column("subset_information") for h in hs]
@@ -91,10 +121,10 @@ def write_table(args: argparse.Namespace, runs: dict[str, list[History]], second
     text = (
         "# Repeated MNIST: Learning Loss and NCE-Net\n\n"
         f"Command: `{cmd}`\n\n"
-        f"Machine: {platform.machine()} CPU ({torch.get_num_threads()} torch threads), no GPU; "
-        f"total {seconds / 60:.0f} min. Setup: MLP 784-256-256-10, {args.initial} initial + {args.budget} per cycle, "
+        f"Machine: {platform.machine()} CPU ({torch.get_num_threads()} torch threads), no GPU. Setup: MLP 784-256-256-10, {args.initial} initial + {args.budget} per cycle, "
         f"{args.cycles} cycles, {args.epochs} epochs per cycle (paper: 200), SGD lr 0.1 momentum 0.4, LR /10 at 80%, "
-        f"batch 128, trials (seeds) per strategy: {min(len(h) for h in runs.values())}. "
+        f"batch 128, trials (seeds) per strategy: {min(len(h) for h in runs.values())}; "
+        f"mean train + select time per run: {mean_seconds / 60:.1f} min. "
         "The paper rows are the DACS paper's RMNIST numbers (200 epochs, 3 trials).\n\n"
         "Test accuracy (%) by number of labeled samples (mean ± std over trials):\n\n"
         f"{table}\n\n"
