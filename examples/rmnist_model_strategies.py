@@ -17,15 +17,16 @@ labeled-set size, mean ± std over trials, with the paper's RMNIST rows beside
 ours) and the histories under ``--out``.  Combined names work too
 (``dacs+learning_loss``, ``coreset+ncenet``), and parameters follow a colon
 (``ncenet:distance=cosine``).  ``--reuse`` loads the histories already in
-``--out`` (same epochs and cycles) instead of re-running them, so runs made in
-separate invocations end up in one table.
+``--out`` (same epochs and cycles) instead of re-running them, and ``--collect``
+only gathers the finished ones, so runs made in separate invocations end up in
+one table.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import platform
+import os
 import sys
 import time
 from dataclasses import replace
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--strategies", default="learning_loss,ncenet", help="comma-separated registered or combined names")
     p.add_argument("--trials", type=int, default=3, help="seeds 0..trials-1 (paper: 3)")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds instead of 0..trials-1")
     p.add_argument("--epochs", type=int, default=200, help="epochs per cycle (paper: 200; LR drop at 80%%)")
     p.add_argument("--cycles", type=int, default=10, help="train/evaluate rounds (paper: 10)")
     p.add_argument("--initial", type=int, default=500)
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="results/rmnist_model_strategies")
     p.add_argument("--table", default="docs/results/rmnist_ll_ncenet.md")
     p.add_argument("--reuse", action="store_true", help="load finished histories from --out instead of re-running them")
+    p.add_argument("--collect", action="store_true", help="only gather finished histories from --out into the table (run nothing)")
     args = p.parse_args(argv)
 
     base = preset("repeated_mnist")
@@ -70,17 +73,20 @@ def main(argv: list[str] | None = None) -> int:
     names = [s.strip() for s in args.strategies.split(",") if s.strip()]
     runs: dict[str, list[History]] = {}
     start = time.time()
-    for seed in range(args.trials):  # every strategy gets seed 0 before any gets seed 1
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else list(range(args.trials))
+    for seed in seeds:  # every strategy gets the first seed before any gets the second
         for label in names:
             name, params = parse_name(label)
             out = Path(args.out) / label.replace(":", "_").replace(",", "_") / f"seed{seed}"
             t0 = time.time()
-            if args.reuse and (out / "history.json").exists():
+            if (args.reuse or args.collect) and (out / "history.json").exists():
                 h = History.load_json(out / "history.json")
                 if len(h) == args.cycles and h.meta.get("train_config", {}).get("epochs") == args.epochs:
                     runs.setdefault(label, []).append(h)
                     print(f"{label} seed {seed}: reused {out / 'history.json'}", flush=True)
                     continue
+            if args.collect:
+                continue
             loop = make_loop(bundle, name, config=config, initial=args.initial, budget=args.budget, cycles=args.cycles,
                              seed=seed, device=args.device, progress=False, out_dir=out, strategy_params=params)
             loop.callbacks.append(SelectionAnalyzer())
@@ -90,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             acc = " ".join(f"{a * 100:.1f}" for a in h.metric("accuracy"))
             print(f"{name} seed {seed}: {acc}  ({time.time() - t0:.0f} s)", flush=True)
             write_table(args, runs, time.time() - start)
+    if runs:
+        write_table(args, runs, time.time() - start)
     return 0
 
 
@@ -121,9 +129,9 @@ def write_table(args: argparse.Namespace, runs: dict[str, list[History]], second
     text = (
         "# Repeated MNIST: Learning Loss and NCE-Net\n\n"
         f"Command: `{cmd}`\n\n"
-        f"Machine: {platform.machine()} CPU ({torch.get_num_threads()} torch threads), no GPU. Setup: MLP 784-256-256-10, {args.initial} initial + {args.budget} per cycle, "
+        f"Machine: {os.cpu_count()}-core CPU shared with other jobs, no GPU, OMP_NUM_THREADS=1. Setup: MLP 784-256-256-10, {args.initial} initial + {args.budget} per cycle, "
         f"{args.cycles} cycles, {args.epochs} epochs per cycle (paper: 200), SGD lr 0.1 momentum 0.4, LR /10 at 80%, "
-        f"batch 128, trials (seeds) per strategy: {min(len(h) for h in runs.values())}; "
+        f"batch 128, trials (seeds 0, 1, ...) per strategy: " + ", ".join(f"{k} {len(v)}" for k, v in runs.items()) + "; "
         f"mean train + select time per run: {mean_seconds / 60:.1f} min. "
         "The paper rows are the DACS paper's RMNIST numbers (200 epochs, 3 trials).\n\n"
         "Test accuracy (%) by number of labeled samples (mean ± std over trials):\n\n"

@@ -44,3 +44,22 @@ def test_cifar10_example_smoke(tmp_path: Path) -> None:
     text = table.read_text()
     for name in ("learning_loss", "ncenet", "coreset+learning_loss"):
         assert f"| {name} |" in text
+
+
+@pytest.mark.slow
+def test_rmnist_runner_smoke(tmp_path: Path) -> None:
+    from activelearn import datasets
+    from activelearn.exceptions import DatasetNotFoundError
+
+    try:
+        datasets.load("mnist")
+    except DatasetNotFoundError:
+        pytest.skip("MNIST files not found")
+    table = tmp_path / "t.md"
+    code = _load("rmnist_model_strategies").main([
+        "--strategies", "learning_loss,ncenet:distance=cosine", "--trials", "1", "--epochs", "1", "--cycles", "2",
+        "--out", str(tmp_path / "out"), "--table", str(table),
+    ])
+    assert code == 0
+    text = table.read_text()
+    assert "| learning_loss |" in text and "| ncenet:distance=cosine |" in text and "| paper: DACS |" in text

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
-
 import numbers
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 
