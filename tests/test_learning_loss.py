@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import activelearn as al
-from activelearn.backbones import MLP, SmallCNN
+from activelearn.backbones import MLP, ResNet18, SmallCNN
 from activelearn.extensions import LossPredictionModule, ranking_loss
 
 from conftest import make_setup
@@ -64,6 +64,16 @@ def test_module_output_shape_and_one_branch_per_stage(net: torch.nn.Module, shap
     assert all(b.out_features == 128 for b in ext.branches)
     out = model.predict(x, ("predicted_loss",))["predicted_loss"]
     assert out.shape == (5,)
+
+
+def test_resnet18_taps_its_four_stages() -> None:
+    torch.manual_seed(0)
+    model = _model(ResNet18(num_classes=10), 10)
+    x = torch.randn(2, 3, 32, 32)
+    model.build_extensions(x)
+    ext = model.extensions["loss_prediction"]
+    assert [b.in_features for b in ext.branches] == [64, 128, 256, 512]
+    assert model.predict(x, ("predicted_loss",))["predicted_loss"].shape == (2,)
 
 
 def test_backbone_without_stages_taps_the_embedding() -> None:

@@ -82,7 +82,9 @@ class LossPredictionModule(ModelExtension):
         Weight of the ranking loss added to the main loss (paper: 1.0).
     detach_at : float
         Fraction of the epochs after which the tapped features are detached
-        (paper: 0.6, epoch 120 of 200); 1.0 never detaches, 0.0 always does.
+        (paper: 0.6): an epoch is detached when ``epoch / epochs >= detach_at``,
+        so with 200 epochs epochs 0-119 train the backbone through the module
+        and epochs 120-199 do not; 0.0 always detaches; 1.0 never does.
 
     Notes
     -----
