@@ -13,7 +13,10 @@ from activelearn.loop import validate_selection
 from conftest import make_setup
 
 #: every registered name plus combinations built by name ("candidates+scorer")
-NAMES = al.strategies.available() + ["coreset+entropy", "random+margin", "dacs+entropy"]
+NAMES = al.strategies.available() + [
+    "coreset+entropy", "random+margin", "dacs+entropy", "coreset+learning_loss", "coreset+ncenet",
+    "dacs+learning_loss", "dacs+ncenet",
+]
 
 
 @pytest.mark.parametrize("name", NAMES)

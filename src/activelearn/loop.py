@@ -317,10 +317,10 @@ class ActiveLoop:
             self.history.append(record)
             if self.progress and "accuracy" in record.metrics:
                 cycles.set_postfix(acc=f"{record.metrics['accuracy']:.3f}", labeled=record.n_labeled)  # type: ignore[union-attr]
+            for cb in self.callbacks:  # before saving, so what callbacks add to record.extra is saved
+                cb(self, record)
             if self.out_dir is not None:
                 self.history.save_json(self.out_dir / "history.json")
                 self.history.save_csv(self.out_dir / "history.csv")
             self._save("cycle")
-            for cb in self.callbacks:
-                cb(self, record)
         return self.history

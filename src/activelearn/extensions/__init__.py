@@ -1,7 +1,9 @@
-"""Model extensions (heads and losses plugged into :class:`~activelearn.model.ALModel`)."""
+"""Model extensions owned by strategies (attached through :meth:`activelearn.ALModel.attach`)."""
 
 from __future__ import annotations
 
 from .auxiliary import AuxiliaryHead
+from .loss_prediction import LossPredictionModule, ranking_loss
+from .prototype import PrototypeHead
 
-__all__ = ["AuxiliaryHead"]
+__all__ = ["AuxiliaryHead", "LossPredictionModule", "ranking_loss", "PrototypeHead"]

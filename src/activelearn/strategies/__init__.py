@@ -14,9 +14,14 @@ from . import coreset as _coreset  # noqa: F401
 from . import combine as _combine  # noqa: F401
 from . import dacs as _dacs  # noqa: F401
 from .dacs import DACS, dacs_select
+from . import learning_loss as _learning_loss  # noqa: F401
+from . import ncenet as _ncenet  # noqa: F401
 from .combine import ExpandSqueeze
 from .baselines import Entropy, LeastConfidence, Margin, RandomSampling
 from .coreset import CoreSet
+from .learning_loss import LearningLoss
+from .ncenet import NCENet
+from .baselines import BEntropy
 
 __all__ = [
     "Strategy",
@@ -33,6 +38,9 @@ __all__ = [
     "LeastConfidence",
     "Margin",
     "CoreSet",
+    "LearningLoss",
+    "NCENet",
+    "BEntropy",
     "ExpandSqueeze",
     "DACS",
     "dacs_select",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import numpy as np
 import torch
 
+from ..exceptions import InvalidInputError
 from .base import ScoreStrategy, Strategy, optional_int
 from .registry import register
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from ..model import ALModel
     from ..pools import Pools
 
-__all__ = ["RandomSampling", "Entropy", "LeastConfidence", "Margin", "probabilities"]
+__all__ = ["RandomSampling", "Entropy", "LeastConfidence", "Margin", "BEntropy", "probabilities"]
 
 
 @register("random")
@@ -37,8 +38,17 @@ def probabilities(model: "ALModel", pools: "Pools", indices: np.ndarray) -> torc
 
 class _ProbabilityScore(ScoreStrategy):
     requires = frozenset({"probs"})
+    #: the score is only meaningful for probabilities that sum to one over classes
+    needs_softmax: ClassVar[bool] = True
 
     def score(self, model: "ALModel", pools: "Pools", indices: np.ndarray) -> np.ndarray:
+        if self.needs_softmax and not model.probs_sum_to_one:
+            head = model.head_extension
+            raise InvalidInputError(
+                f"{self.name or type(self).__name__!r} needs class probabilities that sum to one (a softmax head), but the "
+                f"attached head {getattr(head, 'name', '?')!r} gives independent per-class scores (e.g. NCE-Net); "
+                "use 'bentropy' or 'ncenet' (rejection/confusion) with such a head"
+            )
         return self.score_probs(probabilities(model, pools, indices)).cpu().numpy()
 
     def score_probs(self, p: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract-like
@@ -70,3 +80,19 @@ class Margin(_ProbabilityScore):
             return torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
         top2 = p.topk(2, dim=1).values
         return -(top2[:, 0] - top2[:, 1])
+
+
+@register("bentropy")
+class BEntropy(_ProbabilityScore):
+    """Balanced entropy of NCE-Net: the per-class binary entropy, averaged over classes.
+
+    ``-(1/C) sum_c [p_c log p_c + (1 - p_c) log(1 - p_c)]``.  Meant for heads
+    whose per-class scores do not sum to one (NCE-Net's prototype head); it also
+    runs on softmax probabilities.
+    """
+
+    needs_softmax = False
+
+    def score_probs(self, p: torch.Tensor) -> torch.Tensor:
+        p = p.clamp(1e-12, 1 - 1e-12)
+        return -(p * torch.log(p) + (1 - p) * torch.log1p(-p)).mean(dim=1)
