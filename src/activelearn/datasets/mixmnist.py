@@ -14,7 +14,8 @@ Recipe of the ambiguous digits (the paper's, at a small scale, trained here):
 Everything is seeded.  The ambiguous images are cached on disk after the
 first build (``cache_dir``, default ``$ACTIVELEARN_CACHE/mixmnist`` or
 ``~/.cache/activelearn/mixmnist``), keyed by every recipe parameter and the
-seed.  The full default build takes about a minute or two on a 2-core CPU.
+seed (a cached set of N images serves any request for n <= N: candidates
+come in a fixed seeded stream, so the first n are the same).  The full default build takes about a minute or two on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -231,20 +232,22 @@ def mix_mnist(
     if n_ood > len(letters_img):
         raise InvalidParameterError(f"n_ood={n_ood} exceeds the {len(letters_img)} notMNIST letters available")
     recipe = dict(recipe or {})
-    key_src = json.dumps({"n": n_ambiguous, "seed": seed, "recipe": recipe}, sort_keys=True)
+    # the generator keeps candidates in a fixed seeded stream, so a cached run of
+    # N >= n_ambiguous images holds exactly the first n_ambiguous: the key leaves n out
+    key_src = json.dumps({"seed": seed, "recipe": recipe}, sort_keys=True)
     key = hashlib.sha1(key_src.encode()).hexdigest()[:16]
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = folder / f"ambiguous-{key}.pt"
+    amb = torch.load(path) if n_ambiguous and path.is_file() else None
     if n_ambiguous == 0:
         amb = {"images": torch.zeros(0, 28, 28, dtype=torch.uint8), "major": torch.zeros(0, dtype=torch.long), "tried": torch.tensor(0)}
-    elif path.is_file():
-        amb = torch.load(path)
-    else:
+    elif amb is None or len(amb["images"]) < n_ambiguous:
         amb = ambiguous_digits(tr_img, tr_lab, n_ambiguous, seed=seed, **recipe)
         folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         torch.save(amb, tmp)
         os.replace(tmp, path)
+    amb = {k: (v[:n_ambiguous] if v.ndim else v) for k, v in amb.items()}
     rng = np.random.default_rng([seed, 0x313])
     in_idx = rng.choice(len(tr_img), size=n_in_task, replace=False)
     ood_idx = rng.choice(len(letters_img), size=n_ood, replace=False)

@@ -12,9 +12,11 @@ from .registry import available, get, get_class, register, register_composer
 from . import baselines as _baselines  # noqa: F401  (registers the built-ins)
 from . import coreset as _coreset  # noqa: F401
 from . import combine as _combine  # noqa: F401
+from . import contrastive as _contrastive  # noqa: F401
 from .combine import ExpandSqueeze
 from .baselines import Entropy, LeastConfidence, Margin, RandomSampling
 from .coreset import CoreSet
+from .contrastive import ContrastiveDistance, ContrastiveRandom
 
 __all__ = [
     "Strategy",
@@ -32,4 +34,6 @@ __all__ = [
     "Margin",
     "CoreSet",
     "ExpandSqueeze",
+    "ContrastiveDistance",
+    "ContrastiveRandom",
 ]
