@@ -91,8 +91,10 @@ def report(out: Path, command: str) -> str:
     runs: dict[str, list[History]] = {}
     for p in sorted(out.glob("*/seed*.json")):
         runs.setdefault(p.parent.name, []).append(History.load_json(p))
-    rows = ["| strategy | in-task labels | accuracy % | model acc % | cost | wasted | cost per 1% | paper acc % | paper cost | paper cost per 1% |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    a = next(iter(runs.values()))[0].meta["args"]
+    kind = al.datasets.mix_mnist(n_in_task=a["n_in_task"], n_ambiguous=a["n_ambiguous"], n_ood=a["n_ood"], seed=0).meta["kind"]
+    rows = ["| strategy | seeds | in-task labels | accuracy % | model acc % | cost | wasted | cost per 1% | examined after initial: in / ambiguous / OoD | paper acc % | paper cost | paper cost per 1% |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name in [n for n in ALL if n in runs] + sorted(set(runs) - set(ALL)):
         hs = runs[name]
         acc = np.array([final_accuracy(h)[-1] for h in hs])
@@ -102,7 +104,9 @@ def report(out: Path, command: str) -> str:
         cpa = cost_per_accuracy(cost, acc)
         pm = PAPER.get(name)
         paper = f"{pm[0]:.2f} | {pm[1]:,} | {pm[2]:.2f}" if pm else "– | – | –"
-        rows.append(f"| {name} | {int(hs[0].column('n_labeled')[-1])} | {100 * acc.mean():.2f} | {100 * model_acc.mean():.2f} | {cost.mean():.0f} | {wasted.mean():.0f} | {cpa.mean():.2f} | {paper} |")
+        kinds = np.mean([np.bincount(kind[np.concatenate([np.asarray(r.selected, dtype=int) for r in h.records])], minlength=3) for h in hs], axis=0)
+        sd = lambda v, f: f"{v.mean():{f}}" + (f" ± {v.std():{f}}" if len(v) > 1 else "")  # noqa: E731
+        rows.append(f"| {name} | {len(hs)} | {int(hs[0].column('n_labeled')[-1])} | {sd(100 * acc, '.2f')} | {sd(100 * model_acc, '.2f')} | {sd(cost, '.0f')} | {sd(wasted, '.0f')} | {sd(cpa, '.2f')} | {' / '.join(f'{v:.0f}' for v in kinds)} | {paper} |")
     table = "\n".join(rows)
     import matplotlib
     matplotlib.use("Agg")
