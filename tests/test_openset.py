@@ -79,7 +79,8 @@ def test_ordinary_mode_counts_interactions() -> None:
 def test_quota_mode_stops_at_pool_exhaustion() -> None:
     # 30 samples, 10 not in task, the 20 in-task ones labeled initially: quota 50 cannot be met
     loop, in_task = _loop(al.strategies.get("entropy"), n=30, budget=50, cycles=2, every=3)
-    hist = loop.run()
+    with pytest.warns(UserWarning, match="exceeds the 10 unlabeled"):
+        hist = loop.run()
     assert loop.pools.n_unlabeled == 0
     assert loop.pools.n_labeled == int(in_task.sum())
     assert hist[0].extra["examined_this_cycle"] == 10

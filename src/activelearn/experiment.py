@@ -60,12 +60,18 @@ def make_loop(
     extensions: Sequence[ModelExtension] = (),
     progress: bool = True,
     out_dir: str | Path | None = None,
+    mode: str = "interactions",
 ) -> ActiveLoop:
     """Assemble a ready-to-run :class:`ActiveLoop` (the same seed gives the same
     initial set and initial weights for every strategy).
 
     ``extensions`` are attached to the model whatever the strategy (e.g. the
-    DACS auxiliary head, which the paper trains with every baseline)."""
+    DACS auxiliary head, which the paper trains with every baseline).
+
+    A bundle whose ``meta["in_task"]`` holds a per-sample mask (e.g.
+    ``mix_mnist``) gets an open-set oracle that answers "not in task" for the
+    others; ``mode="quota"`` makes ``budget`` count in-task labels per cycle
+    (see :class:`~activelearn.loop.ActiveLoop`)."""
     if isinstance(data, str):
         config = config or preset(data)
         bundle = datasets.load(data, **{**config.dataset_kwargs, **(data_kwargs or {})})
@@ -83,7 +89,7 @@ def make_loop(
     for ext in extensions:
         model.attach(ext)
     pools = Pools(bundle.train_x, task=bundle.task, num_classes=bundle.num_classes if bundle.task == "classification" else None)
-    oracle = SimulatedOracle(bundle.train_y, num_classes=bundle.num_classes if bundle.task == "classification" else None, noise_rate=noise_rate, seed=seed)
+    oracle = SimulatedOracle(bundle.train_y, num_classes=bundle.num_classes if bundle.task == "classification" else None, noise_rate=noise_rate, in_task=bundle.meta.get("in_task"), seed=seed)
     loop = ActiveLoop(
         model,
         _strategy(strategy, seed, strategy_params),
@@ -97,6 +103,7 @@ def make_loop(
         seed=seed,
         progress=progress,
         out_dir=out_dir,
+        mode=mode,
     )
     loop.history.meta.update({"dataset": bundle.name, "backbone": backbone if isinstance(backbone, str) else config.backbone, "noise_rate": noise_rate})
     return loop
