@@ -208,3 +208,12 @@ def test_every_strategy_runs_in_quota_mode_on_an_open_set_pool(name: str) -> Non
     hist = loop.run()
     assert hist.column("n_labeled").tolist() == [20, 25, 30]
     assert not in_task[loop.pools.labeled].__invert__().any()
+
+
+def test_open_set_model_needs_k_plus_one_outputs() -> None:
+    x, y = blobs(30, seed=0)
+    model = al.ALModel(MLP(16, 3, hidden=(8,)), num_classes=3, device="cpu", open_set=True)
+    pools = al.Pools(x, num_classes=3)
+    pools.record(al.SimulatedOracle(y, num_classes=3).answer(al.Query(np.arange(10))))
+    with pytest.raises(al.exceptions.InvalidParameterError, match="num_classes \\+ 1 = 4 outputs"):
+        al.Trainer(al.TrainConfig(epochs=1)).fit(model, pools)

@@ -166,6 +166,11 @@ class Trainer:
                     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
                     with ctx:
                         out = model(x)
+                        if getattr(model, "open_set", False) and out.logits.shape[1] != model.num_classes + 1:
+                            raise InvalidParameterError(
+                                f"open_set=True needs a backbone with num_classes + 1 = {model.num_classes + 1} outputs "
+                                f"(the last is 'not in task'), got {out.logits.shape[1]}; build it with num_classes={model.num_classes + 1}"
+                            )
                         if head_ext is not None:
                             loss = head_ext.head_loss(out, y, progress)
                         else:
