@@ -139,6 +139,7 @@ def make_loop(
     oracle_dir: str | Path | None = None,
     oracle_timeout: float = 0.0,
     deterministic: bool | None = None,
+    mode: str = "interactions",
 ) -> ActiveLoop:
     """Assemble a ready-to-run :class:`ActiveLoop` (the same seed gives the same
     initial set and initial weights for every strategy).
@@ -153,7 +154,12 @@ def make_loop(
     ``oracle_dir``, default ``<out_dir>/oracle``, waiting ``oracle_timeout``
     seconds for each answers file), or any Oracle instance.  When every
     argument is plain data the loop gets a ``recipe`` and its checkpoints can be
-    resumed with :meth:`ActiveLoop.resume`."""
+    resumed with :meth:`ActiveLoop.resume`.
+
+    A bundle whose ``meta["in_task"]`` holds a per-sample mask (e.g.
+    ``mix_mnist``) gets an open-set oracle that answers "not in task" for the
+    others; ``mode="quota"`` makes ``budget`` count in-task labels per cycle
+    (see :class:`~activelearn.loop.ActiveLoop`)."""
     recipe = _recipe(data, strategy, {k: v for k, v in locals().items() if k not in ("data", "strategy", "oracle") or (k == "oracle" and isinstance(v, str))})
     if isinstance(data, str):
         config = config or preset(data)
@@ -178,7 +184,7 @@ def make_loop(
     pools = Pools(bundle.train_x, task=bundle.task, num_classes=bundle.num_classes if bundle.task == "classification" else None)
     num_classes = bundle.num_classes if bundle.task == "classification" else None
     if oracle == "simulated":
-        oracle = SimulatedOracle(bundle.train_y, num_classes=num_classes, noise_rate=noise_rate, seed=seed)
+        oracle = SimulatedOracle(bundle.train_y, num_classes=num_classes, noise_rate=noise_rate, in_task=bundle.meta.get("in_task"), seed=seed)
     elif oracle == "file":
         folder = oracle_dir if oracle_dir is not None else (Path(out_dir) / "oracle" if out_dir is not None else None)
         if folder is None:
@@ -200,6 +206,7 @@ def make_loop(
         progress=progress,
         out_dir=out_dir,
         deterministic=deterministic,
+        mode=mode,
     )
     loop.recipe = recipe
     loop.history.meta.update({"dataset": bundle.name, "backbone": backbone if isinstance(backbone, str) else config.backbone, "noise_rate": noise_rate})

@@ -11,7 +11,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["CycleRecord", "History", "comparison_table", "plot_curves"]
+__all__ = ["CycleRecord", "History", "comparison_table", "plot_curves", "cost_per_accuracy"]
+
+
+def cost_per_accuracy(cost: float | np.ndarray, accuracy: float | np.ndarray) -> float | np.ndarray:
+    """Cumulative annotation cost divided by test accuracy in percent.
+
+    The definition that reproduces Table 2 of Kim, Kim & Hwang (e.g. cost 406 at
+    96.65% gives 4.20; 6,582 at 96.80% gives 68.00).  ``accuracy`` is a fraction
+    in [0, 1].
+    """
+    return np.asarray(cost, dtype=float) / (np.asarray(accuracy, dtype=float) * 100.0) if np.ndim(cost) else float(cost) / (float(accuracy) * 100.0)
+
 
 
 @dataclass
@@ -57,6 +68,10 @@ class History:
     def column(self, name: str) -> np.ndarray:
         """A numeric field per cycle (``n_labeled``, ``cost``...) or an ``extra`` key."""
         return np.array([getattr(r, name) if hasattr(r, name) else r.extra.get(name, np.nan) for r in self.records], dtype=float)
+
+    def cost_per_accuracy(self, metric: str = "accuracy") -> np.ndarray:
+        """Per cycle: cumulative cost / (metric in percent); see :func:`cost_per_accuracy`."""
+        return np.asarray(cost_per_accuracy(self.column("cost"), self.metric(metric)))
 
     # ------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:

@@ -22,7 +22,18 @@ from .pools import Pools
 from .strategies.base import Strategy
 from .trainer import Trainer, evaluate
 
-__all__ = ["ActiveLoop", "validate_selection"]
+__all__ = ["ActiveLoop", "validate_selection", "open_set_books"]
+
+
+def open_set_books(pools: Pools) -> dict[str, float]:
+    """In-task labels, rejected ("not in task") samples, examined samples and wasted cost so far."""
+    wasted = float(sum(a.cost for a in pools.log if not a.in_task))
+    return {
+        "in_task_labels": pools.n_labeled,
+        "rejected": pools.n_rejected,
+        "examined": pools.n_labeled + pools.n_rejected,
+        "wasted_cost": wasted,
+    }
 
 
 def validate_selection(selection: Any, pools: Pools, budget: int) -> np.ndarray:
@@ -96,6 +107,22 @@ class ActiveLoop:
         Plain data from which the loop can be rebuilt (set by
         :func:`activelearn.experiment.make_loop`); saved in checkpoints so that
         :meth:`resume` needs only the folder.
+    mode : {"interactions", "quota"}
+        ``"interactions"`` (default): one ``select`` per cycle, ``budget``
+        samples examined.  ``"quota"``: ``budget`` counts *in-task labels* per
+        cycle; the cycle keeps calling ``select`` (without retraining), each time
+        asking for the labels still missing, until the quota is met exactly or
+        the unlabeled pool is exhausted (for open-set pools, where the oracle
+        may answer "not in task").
+    max_select_calls : int, optional
+        Quota mode only: stop the cycle after this many ``select`` calls.
+
+    Notes
+    -----
+    Every record's ``extra`` holds the open-set books at training time:
+    ``in_task_labels``, ``rejected``, ``examined``, ``wasted_cost`` (cost
+    spent on "not in task" answers), and, for cycles that selected,
+    ``select_calls`` and ``examined_this_cycle``.
     """
 
     def __init__(
@@ -116,7 +143,13 @@ class ActiveLoop:
         callbacks: Sequence[Callable[["ActiveLoop", CycleRecord], None]] = (),
         checkpoint: bool = True,
         deterministic: bool | None = None,
+        mode: str = "interactions",
+        max_select_calls: int | None = None,
     ) -> None:
+        if mode not in ("interactions", "quota"):
+            raise InvalidParameterError(f"mode must be 'interactions' or 'quota', got {mode!r}")
+        self.mode = mode
+        self.max_select_calls = None if max_select_calls is None else check_positive_int("max_select_calls", max_select_calls)
         if not isinstance(strategy, Strategy):
             raise InvalidParameterError(f"strategy must be a Strategy instance, got {type(strategy).__name__}; build one with activelearn.strategies.get(name)")
         if not isinstance(oracle, Oracle):
@@ -149,6 +182,7 @@ class ActiveLoop:
             "strategy": strategy.name or type(strategy).__name__,
             "strategy_params": {k: v for k, v in strategy.get_params().items() if isinstance(v, (int, float, str, bool, type(None)))},
             "budget": self.budget,
+            "mode": self.mode,
             "cycles": self.cycles,
             "seed": self.seed,
             "pool_size": pools.n,
@@ -201,15 +235,26 @@ class ActiveLoop:
         if self.test is not None:
             metrics.update(evaluate(self.model, self.test[0], self.test[1]))
         record = CycleRecord(cycle=cycle, n_labeled=pools.n_labeled, interactions=pools.n_interactions, cost=pools.total_cost, metrics=metrics, train_seconds=fit["train_seconds"])
+        record.extra.update(open_set_books(pools))
         if cycle < self.cycles - 1 and pools.n_unlabeled > 0:
-            start = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("always")
-                selection = self.strategy.select(self.model, pools, self.budget)
+            start, chosen_all, calls = time.perf_counter(), [], 0
+            target = pools.n_labeled + self.budget
+            want = self.budget
+            while want > 0 and pools.n_unlabeled > 0:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("always")
+                    selection = self.strategy.select(self.model, pools, want)
+                chosen = validate_selection(selection, pools, want)
+                chosen_all.extend(chosen.tolist())
+                record.selected = list(chosen_all)
+                self._ask(record, cycle)
+                calls += 1
+                if self.mode != "quota" or (self.max_select_calls is not None and calls >= self.max_select_calls):
+                    break
+                want = target - pools.n_labeled
             record.select_seconds = time.perf_counter() - start
-            chosen = validate_selection(selection, pools, self.budget)
-            record.selected = chosen.tolist()
-            self._ask(record, cycle)
+            record.selected = chosen_all
+            record.extra.update({"select_calls": calls, "examined_this_cycle": len(chosen_all)})
         return record
 
     def _ask(self, record: CycleRecord, cycle: int) -> None:
@@ -217,7 +262,9 @@ class ActiveLoop:
         self._pending_record = record
         try:
             self._save("selected", pending=record, answered=False)
-            self.query(np.asarray(record.selected, dtype=np.int64), cycle + 1)
+            asked = np.asarray(record.selected, dtype=np.int64)
+            # only what is still unexamined: earlier batches of a quota cycle are answered
+            self.query(asked[self.pools.unlabeled_mask[asked]] if asked.size else asked, cycle + 1)
         finally:
             self._pending_record = None
 

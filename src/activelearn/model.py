@@ -143,6 +143,13 @@ class ALModel(nn.Module):
         restores them.
     progress : bool
         Show progress bars on long inference passes.
+    open_set : bool
+        The "not in task" device of Kim, Kim & Hwang: the backbone has
+        ``num_classes + 1`` outputs, the last one the auxiliary class K+1 that
+        the trainer fits on ``pools.rejected``.  ``"probs"`` are then the softmax
+        over the K in-task logits (the K+1 probabilities renormalised over the
+        in-task classes), so evaluation and every probability-based score stay
+        over the task's classes; ``"open_probs"`` serves the full K+1 softmax.
     """
 
     def __init__(
@@ -157,8 +164,10 @@ class ALModel(nn.Module):
         eval_batch_size: int = 1024,
         seed: int = 0,
         progress: bool = False,
+        open_set: bool = False,
     ) -> None:
         super().__init__()
+        self.open_set = bool(open_set)
         if task not in ("classification", "regression"):
             raise InvalidParameterError(f"task must be 'classification' or 'regression', got {task!r}")
         self.backbone = backbone
@@ -231,7 +240,8 @@ class ALModel(nn.Module):
         ext = self.head_extension
         if ext is not None:
             return ext.head_probs(out)
-        return F.softmax(out.logits.float(), dim=1)
+        logits = out.logits.float()
+        return F.softmax(logits[:, : self.num_classes] if self.open_set else logits, dim=1)
 
     # ----------------------------------------------------------- extensions
     def _feature_shapes(self, example: torch.Tensor) -> tuple[int, list[tuple[int, ...]]]:
@@ -266,6 +276,8 @@ class ALModel(nn.Module):
         names = set(BASE_OUTPUTS) | {f"stage{i}" for i in range(len(self.stage_names))}
         if self.task != "classification":
             names.discard("probs")
+        if self.open_set:
+            names.add("open_probs")
         for ext in self.extensions.values():
             names |= set(ext.provides)  # type: ignore[arg-type]
         return names
@@ -308,7 +320,7 @@ class ALModel(nn.Module):
         out = self.forward(x.to(self.device, non_blocking=True))
         result: dict[str, torch.Tensor] = {}
         ext_out: dict[str, torch.Tensor] = {}
-        if any(n not in BASE_OUTPUTS and not n.startswith("stage") for n in names):
+        if any(n not in BASE_OUTPUTS and n != "open_probs" and not n.startswith("stage") for n in names):
             for ext in self.extensions.values():
                 ext_out.update(ext.infer(out))  # type: ignore[operator]
         for n in names:
@@ -318,6 +330,8 @@ class ALModel(nn.Module):
                 result[n] = self.probs_from(out).float()
             elif n == "embeddings":
                 result[n] = out.embeddings.float()
+            elif n == "open_probs" and self.open_set:
+                result[n] = F.softmax(out.logits.float(), dim=1)
             elif n.startswith("stage") and n[5:].isdigit() and int(n[5:]) < len(out.stages):
                 s = out.stages[int(n[5:])].float()
                 result[n] = s.mean(dim=tuple(range(2, s.ndim))) if s.ndim > 2 else s

@@ -108,6 +108,9 @@ class Trainer:
     def fit(self, model: ALModel, pools: Pools, *, cycle: int = 0) -> dict[str, float]:
         """Train on ``pools.labeled`` with the labels the oracle gave.
 
+        With ``model.open_set`` the rejected samples (``pools.rejected``) are
+        trained too, as class ``model.num_classes`` (the auxiliary class K+1).
+
         Returns a summary (final training loss, seconds).
         """
         c = self.config
@@ -115,6 +118,11 @@ class Trainer:
         if idx.size == 0:
             raise InvalidInputError("no labeled samples to train on; query an initial set first")
         y_all = torch.as_tensor(pools.labels_of(idx))
+        if getattr(model, "open_set", False):
+            # the "not in task" device: rejected samples are trained as the extra class K+1
+            rej = pools.rejected
+            idx = np.concatenate([idx, rej])
+            y_all = torch.cat([y_all, torch.full((rej.size,), model.num_classes, dtype=y_all.dtype)])
         start = time.perf_counter()
         model.build_extensions(pools.inputs(idx[:2]))
         if c.from_scratch or self.optimizer is None:
@@ -159,6 +167,11 @@ class Trainer:
                     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
                     with ctx:
                         out = model(x)
+                        if getattr(model, "open_set", False) and out.logits.shape[1] != model.num_classes + 1:
+                            raise InvalidParameterError(
+                                f"open_set=True needs a backbone with num_classes + 1 = {model.num_classes + 1} outputs "
+                                f"(the last is 'not in task'), got {out.logits.shape[1]}; build it with num_classes={model.num_classes + 1}"
+                            )
                         if head_ext is not None:
                             loss = head_ext.head_loss(out, y, progress)
                         else:

@@ -8,7 +8,7 @@ Examples
 --------
 >>> from activelearn import datasets
 >>> datasets.available()
-['cifar10', 'digits', 'mnist', 'repeated_mnist']
+['cifar10', 'digits', 'mix_mnist', 'mnist', 'repeated_mnist']
 >>> bundle = datasets.load("digits", seed=1)
 """
 
@@ -24,6 +24,7 @@ from .base import DatasetBundle
 from .cifar import CIFAR10_MEAN, CIFAR10_STD, RandomCropFlip, cifar10
 from .digits import digits
 from .idx import read_idx
+from .mixmnist import mix_mnist
 from .mnist import MNIST_MEAN, MNIST_STD, mnist, notmnist, repeated_mnist
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "mnist",
     "repeated_mnist",
     "notmnist",
+    "mix_mnist",
     "cifar10",
     "load",
     "available",
@@ -46,6 +48,7 @@ __all__ = [
 _LOADERS: dict[str, Callable[..., DatasetBundle]] = {
     "digits": digits,
     "mnist": mnist,
+    "mix_mnist": mix_mnist,
     "repeated_mnist": repeated_mnist,
     "cifar10": cifar10,
 }
@@ -57,7 +60,7 @@ def available() -> list[str]:
     Returns
     -------
     list of str
-        ``["cifar10", "digits", "mnist", "repeated_mnist"]``.  Whether a
+        ``["cifar10", "digits", "mix_mnist", "mnist", "repeated_mnist"]``.  Whether a
         file-based dataset is actually present on disk is checked only when loading.
     """
     return sorted(_LOADERS)

@@ -17,6 +17,7 @@ _EXPORTS = {
     "jenks_labels": "jenks",
     "lsh_density": "density",
     "knn_density": "density",
+    "kmeans": "kmeans",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -22,6 +22,8 @@ from .coreset import CoreSet
 from .learning_loss import LearningLoss
 from .ncenet import NCENet
 from .baselines import BEntropy
+from . import contrastive as _contrastive  # noqa: F401
+from .contrastive import ContrastiveDistance, ContrastiveRandom
 
 __all__ = [
     "Strategy",
@@ -44,4 +46,6 @@ __all__ = [
     "ExpandSqueeze",
     "DACS",
     "dacs_select",
+    "ContrastiveDistance",
+    "ContrastiveRandom",
 ]

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ..model import ALModel, ModelExtension
     from ..pools import Pools
 
-__all__ = ["Strategy", "ScoreStrategy", "check_budget", "optional_int", "positive_int", "one_of"]
+__all__ = ["Strategy", "ScoreStrategy", "check_budget", "optional_int", "positive_int", "one_of", "a_bool", "predicted_in_task"]
 
 
 def check_budget(budget: Any) -> int:
@@ -43,6 +43,25 @@ def optional_int(name: str, value: Any) -> None:
 def positive_int(name: str, value: Any) -> None:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
         raise InvalidParameterError(f"{name} must be a positive int, got {value!r}")
+
+
+def a_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise InvalidParameterError(f"{name} must be True or False, got {value!r}")
+
+
+def predicted_in_task(model: "ALModel", pools: "Pools", indices: np.ndarray) -> np.ndarray:
+    """Mask of ``indices`` whose argmax over the K+1 outputs is not the "not in task" class.
+
+    Needs a model built with ``open_set=True`` (it serves ``"open_probs"``).
+    """
+    if "open_probs" not in model.provides():
+        raise InvalidParameterError(
+            "skip_predicted_ood=True needs the auxiliary 'not in task' class: build the model with "
+            "ALModel(..., open_set=True) and a backbone with num_classes + 1 outputs"
+        )
+    p = model.outputs(pools, indices, "open_probs")["open_probs"]
+    return (p.argmax(dim=1) != p.shape[1] - 1).cpu().numpy()
 
 
 def one_of(*choices: str) -> Callable[[str, Any], None]:
@@ -161,13 +180,20 @@ class ScoreStrategy(Strategy):
     Implement :meth:`score` (higher = more informative).  ``subset`` scores only a
     seeded random subset of the unlabeled pool (LL4AL and NCE-Net use 10,000);
     ties go to the lowest index; NaN scores rank last.
+
+    ``skip_predicted_ood=True`` is the fairness device of Kim, Kim & Hwang for
+    open-set pools: with a model built with ``open_set=True``, candidates whose
+    argmax over the K+1 outputs is the "not in task" class are skipped.  Should
+    fewer than ``budget`` candidates remain, the skipped ones fill the rest in
+    score order (so the selection keeps its exact size).
     """
 
-    _constraints: ClassVar[dict[str, Callable[[str, Any], None]]] = {"subset": optional_int, "seed": optional_int}
+    _constraints: ClassVar[dict[str, Callable[[str, Any], None]]] = {"subset": optional_int, "seed": optional_int, "skip_predicted_ood": a_bool}
 
-    def __init__(self, *, subset: int | None = None, seed: int | None = None) -> None:
+    def __init__(self, *, subset: int | None = None, seed: int | None = None, skip_predicted_ood: bool = False) -> None:
         self.subset = subset
         self.seed = seed
+        self.skip_predicted_ood = skip_predicted_ood
 
     @abstractmethod
     def score(self, model: "ALModel", pools: "Pools", indices: np.ndarray) -> np.ndarray:
@@ -187,6 +213,12 @@ class ScoreStrategy(Strategy):
         scores = np.asarray(self.score(model, pools, cand), dtype=np.float64)
         if scores.shape != cand.shape:
             raise InvalidInputError(f"{type(self).__name__}.score returned shape {scores.shape}, expected {cand.shape}")
+        if getattr(self, "skip_predicted_ood", False):
+            keep = predicted_in_task(model, pools, cand)
+            first = top_k(cand[keep], scores[keep], budget)
+            if first.size == budget:
+                return first
+            return np.concatenate([first, top_k(cand[~keep], scores[~keep], budget - first.size)])
         return top_k(cand, scores, budget)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..exceptions import InvalidInputError
-from .base import ScoreStrategy, Strategy, optional_int
+from .base import ScoreStrategy, Strategy, a_bool, optional_int, predicted_in_task
 from .registry import register
 
 if TYPE_CHECKING:
@@ -20,15 +20,28 @@ __all__ = ["RandomSampling", "Entropy", "LeastConfidence", "Margin", "BEntropy",
 
 @register("random")
 class RandomSampling(Strategy):
-    """Uniform random picks from the unlabeled pool (seeded)."""
+    """Uniform random picks from the unlabeled pool (seeded).
 
-    _constraints: ClassVar[dict[str, Callable[[str, Any], None]]] = {"seed": optional_int}
+    ``skip_predicted_ood=True``: draw among the samples the model does not
+    predict as "not in task" (model built with ``open_set=True``), filling up
+    at random from the others if too few remain (see :class:`ScoreStrategy`).
+    """
 
-    def __init__(self, *, seed: int | None = None) -> None:
+    _constraints: ClassVar[dict[str, Callable[[str, Any], None]]] = {"seed": optional_int, "skip_predicted_ood": a_bool}
+
+    def __init__(self, *, seed: int | None = None, skip_predicted_ood: bool = False) -> None:
         self.seed = seed
+        self.skip_predicted_ood = skip_predicted_ood
 
     def select(self, model: "ALModel", pools: "Pools", budget: int) -> np.ndarray:
-        return self.rng(pools).choice(pools.unlabeled, size=budget, replace=False)
+        rng = self.rng(pools)
+        pool = pools.unlabeled
+        if not self.skip_predicted_ood:
+            return rng.choice(pool, size=budget, replace=False)
+        keep = predicted_in_task(model, pools, pool)
+        first = rng.permutation(pool[keep])[:budget]
+        rest = rng.permutation(pool[~keep])[: budget - first.size]
+        return np.concatenate([first, rest])
 
 
 def probabilities(model: "ALModel", pools: "Pools", indices: np.ndarray) -> torch.Tensor:

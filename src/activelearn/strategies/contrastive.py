@@ -1,0 +1,299 @@
+"""Contrastive cluster-distance acquisition (Kim, Kim & Hwang) and its random twin.
+
+Both strategies own a :class:`~activelearn.contrastive.ContrastiveRepresentation`
+(a separate encoder, not a model extension), trained once per cycle on the
+pool: SimCLR on the unlabeled samples plus SupCon on the labeled ones, with
+every rejected ("not in task") sample as class K+1.  The representation keeps
+training across cycles as in the paper: ``first_epochs`` at the first cycle
+the strategy sees, ``later_epochs`` afterwards.  Within one cycle (quota mode
+calls ``select`` several times) it is not retrained; the clusters are kept and
+only the radius rule is re-applied with the rejections seen so far.
+
+Acquisition (``contrastive_distance``):
+
+Parameters (keyword only): ``first_epochs`` / ``later_epochs`` (contrastive
+epochs at the first / later cycles; an epoch is one pass over the unlabeled
+pool), ``batch_size``, ``lr`` (Adam), ``temperature`` (0.07), ``rep_dim`` /
+``proj_dim`` (128), ``encoder`` ("auto": a small CNN for images, an MLP
+otherwise), ``kmeans_iter``, ``classifier_steps``, ``drop_ood_cluster``,
+``no_reject_radius``, ``seed``.
+
+1. k-means with K+1 clusters on the L2-normalised pre-projection features of
+   all pool samples;
+2. drop the cluster with the highest share of rejected samples (rejected
+   members / members), if any sample has been rejected;
+3. per-cluster quota proportional to the cluster's unlabeled members (largest
+   remainder; a cluster that runs out passes its surplus on, and the dropped
+   cluster is used last, so exactly ``budget`` samples are chosen);
+4. radius rule (:func:`radius_order`): ``radius_k`` = distance from the centroid
+   to the closest rejected member; pick inside the radius, largest distance
+   first, then outside, smallest distance first.  A cluster without a rejected
+   member uses the median member distance (``no_reject_radius="median"``; the
+   paper is silent).  Distances are Euclidean on normalised features.
+
+``contrastive_random`` uses the same clusters and quotas but picks at random
+inside each cluster (the paper's Random(CL)).
+
+The strategy's :meth:`state_dict` / :meth:`load_state_dict` save and restore
+the encoder, projection head and classifier with the training stage, so a
+checkpoint can resume it.  :meth:`evaluate` gives the accuracy of the linear
+classifier on the representation (the accuracy the paper reports for these
+methods).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+import numpy as np
+import torch
+
+from ..contrastive import ContrastiveRepresentation
+from ..exceptions import InvalidParameterError
+from ..ops.kmeans import kmeans
+from .base import Strategy, a_bool, one_of, optional_int, positive_int
+from .registry import register
+
+if TYPE_CHECKING:
+    from ..model import ALModel
+    from ..pools import Pools
+
+__all__ = ["radius_order", "cluster_quotas", "ContrastiveDistance", "ContrastiveRandom"]
+
+
+def radius_order(dist: np.ndarray, radius: float) -> np.ndarray:
+    """Order of picks inside one cluster: within ``radius`` by decreasing distance, then outside by increasing distance.
+
+    Ties go to the lower position.  Returns positions into ``dist``.
+    """
+    dist = np.asarray(dist, dtype=np.float64)
+    pos = np.arange(dist.size)
+    inside = dist <= radius
+    a = pos[inside][np.lexsort((pos[inside], -dist[inside]))]
+    b = pos[~inside][np.lexsort((pos[~inside], dist[~inside]))]
+    return np.concatenate([a, b]).astype(np.int64)
+
+
+def cluster_quotas(sizes: np.ndarray, budget: int) -> np.ndarray:
+    """Split ``budget`` over clusters proportionally to ``sizes`` (largest remainder), capped at sizes.
+
+    A cluster's surplus goes to the others, again proportionally; the total is
+    ``min(budget, sizes.sum())``.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    quota = np.zeros_like(sizes)
+    left = min(int(budget), int(sizes.sum()))
+    while left > 0:
+        room = sizes - quota
+        open_ = room > 0
+        share = left * room * open_ / room[open_].sum()
+        add = np.minimum(np.floor(share).astype(np.int64), room)
+        rest = left - int(add.sum())
+        if rest > 0:
+            frac = np.where(open_ & (add < room), share - np.floor(share), -1.0)
+            for j in np.lexsort((np.arange(frac.size), -frac))[:rest]:
+                if frac[j] >= 0:
+                    add[j] += 1
+        if add.sum() == 0:  # pragma: no cover - defensive
+            add[np.flatnonzero(open_)[0]] += 1
+        quota += add
+        left -= int(add.sum())
+    return quota
+
+
+class _ContrastiveClusters(Strategy):
+    """Shared machinery: the representation, its per-cycle training, clusters and quotas."""
+
+    requires: ClassVar[frozenset[str]] = frozenset()
+    _constraints: ClassVar[dict[str, Callable[[str, Any], None]]] = {
+        "seed": optional_int,
+        "first_epochs": positive_int,
+        "later_epochs": positive_int,
+        "batch_size": positive_int,
+        "rep_dim": positive_int,
+        "proj_dim": positive_int,
+        "kmeans_iter": positive_int,
+        "classifier_steps": positive_int,
+        "drop_ood_cluster": a_bool,
+        "no_reject_radius": one_of("median", "max"),
+        "encoder": one_of("auto", "cnn", "mlp"),
+    }
+
+    def __init__(
+        self,
+        *,
+        seed: int | None = 0,
+        first_epochs: int = 100,
+        later_epochs: int = 20,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        temperature: float = 0.07,
+        rep_dim: int = 128,
+        proj_dim: int = 128,
+        kmeans_iter: int = 50,
+        classifier_steps: int = 300,
+        drop_ood_cluster: bool = True,
+        no_reject_radius: str = "median",
+        encoder: str = "auto",
+    ) -> None:
+        self.encoder = encoder
+        self.seed = seed
+        self.first_epochs = first_epochs
+        self.later_epochs = later_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.temperature = temperature
+        self.rep_dim = rep_dim
+        self.proj_dim = proj_dim
+        self.kmeans_iter = kmeans_iter
+        self.classifier_steps = classifier_steps
+        self.drop_ood_cluster = drop_ood_cluster
+        self.no_reject_radius = no_reject_radius
+
+    # ------------------------------------------------------------ state
+    def _num_classes(self, pools: "Pools") -> int:
+        if pools.num_classes is not None:
+            return int(pools.num_classes)
+        labels = pools.labels
+        return int(labels.max()) + 1 if labels.size else 1
+
+    def _ensure(self, model: "ALModel", pools: "Pools") -> dict[str, Any]:
+        """Train the representation once per (pools, cycle) and cache features and clusters."""
+        state = getattr(self, "_state", None)
+        key = (pools.uid, int(pools.cycle))
+        if state is not None and state["key"] == key:
+            return state
+        if not (self.temperature > 0):
+            raise InvalidParameterError(f"temperature must be > 0, got {self.temperature!r}")
+        device = model.device
+        k = self._num_classes(pools)
+        seed = 0 if self.seed is None else int(self.seed)
+        rep = getattr(self, "_rep", None)
+        if rep is None or getattr(self, "_pools_uid", None) != pools.uid:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                rep = ContrastiveRepresentation(pools.inputs(np.arange(1))[0], k, rep_dim=self.rep_dim, proj_dim=self.proj_dim, arch=self.encoder)
+            self._rep, self._pools_uid, self._stages = rep.to(device), pools.uid, 0
+        gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, int(pools.cycle), self._stages]).generate_state(1)[0]))
+        lab, rej = pools.labeled, pools.rejected
+        lab_x = np.concatenate([lab, rej])
+        lab_y = torch.cat([torch.as_tensor(pools.labels_of(lab), dtype=torch.long), torch.full((rej.size,), k, dtype=torch.long)])
+        epochs = self.first_epochs if self._stages == 0 else self.later_epochs
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            torch.manual_seed(int(gen.initial_seed()) + 1)
+            loss = self._rep.fit_contrastive(
+                pools.unlabeled, lab_x, lab_y, epochs=epochs, batch_size=self.batch_size, lr=self.lr,
+                temperature=self.temperature, gen=gen, device=device, inputs=pools.inputs,
+            )
+            self._stages += 1
+            feats = self._rep.features(pools.inputs, np.arange(pools.n), device)
+            self._fit_classifier(feats, pools, k, gen)
+        centroids, assign = kmeans(feats, min(k + 1, pools.n), n_iter=self.kmeans_iter, seed=seed + int(pools.cycle), device=device)
+        dist = (feats - centroids[assign]).norm(dim=1)
+        self._state = {"key": key, "assign": assign.cpu().numpy(), "dist": dist.cpu().numpy(), "k": k, "loss": loss}
+        return self._state
+
+    def _fit_classifier(self, feats: torch.Tensor, pools: "Pools", k: int, gen: torch.Generator) -> None:
+        """Linear layer on frozen features: labeled in-task samples plus rejected ones undersampled to the mean class count."""
+        lab, rej = pools.labeled, pools.rejected
+        y = torch.as_tensor(pools.labels_of(lab), dtype=torch.long)
+        cap = max(1, int(np.ceil(lab.size / max(1, np.unique(y.numpy()).size))))
+        if rej.size > cap:
+            rej = rej[torch.randperm(rej.size, generator=gen)[:cap].numpy()]
+        idx = torch.from_numpy(np.concatenate([lab, rej])).to(feats.device)
+        targets = torch.cat([y, torch.full((rej.size,), k, dtype=torch.long)])
+        self._rep.fit_classifier(feats[idx], targets, steps=self.classifier_steps)
+
+    def _plan(self, pools: "Pools", budget: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """Unlabeled members of each cluster (kept clusters first, the dropped one last) and their quotas."""
+        st = self._state
+        assign, n_clusters = st["assign"], int(st["assign"].max()) + 1
+        rej = pools.rejected
+        size = np.bincount(assign, minlength=n_clusters)
+        order = list(range(n_clusters))
+        if self.drop_ood_cluster and rej.size:
+            share = np.bincount(assign[rej], minlength=n_clusters) / np.maximum(size, 1)
+            dropped = int(np.argmax(share))
+            order.remove(dropped)
+        else:
+            dropped = -1
+        unl = pools.unlabeled
+        members = [unl[assign[unl] == c] for c in order]
+        quotas = cluster_quotas(np.array([m.size for m in members]), budget)
+        if dropped >= 0:
+            members.append(unl[assign[unl] == dropped])
+            quotas = np.append(quotas, budget - quotas.sum())
+        return members, quotas, np.array(order + ([dropped] if dropped >= 0 else []))
+
+    # ------------------------------------------------------- persistence
+    def state_dict(self) -> dict[str, Any]:
+        """The representation's weights (encoder, projection, classifier) and the number of training stages."""
+        rep = getattr(self, "_rep", None)
+        return {"stages": getattr(self, "_stages", 0), "num_classes": None if rep is None else rep.num_classes,
+                "model": None if rep is None else {k: v.detach().cpu() for k, v in rep.state_dict().items()}}
+
+    def load_state_dict(self, state: dict[str, Any], *, example: torch.Tensor, pools: "Pools | None" = None) -> None:
+        """Restore from :meth:`state_dict`; ``example`` is one input (to build the encoder), ``pools`` the pools it belongs to."""
+        if state.get("model") is None:
+            self._rep = None
+            return
+        self._rep = ContrastiveRepresentation(example, int(state["num_classes"]), rep_dim=self.rep_dim, proj_dim=self.proj_dim, arch=self.encoder)
+        self._rep.load_state_dict(state["model"])
+        self._stages = int(state["stages"])
+        self._pools_uid = None if pools is None else pools.uid
+        self._state = None
+
+    # ------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """In-task class predictions of the linear classifier (argmax over the K task classes)."""
+        rep = getattr(self, "_rep", None)
+        if rep is None:
+            raise InvalidParameterError("the representation is not trained yet: call select (or evaluate with pools) first")
+        rep.eval()
+        device = next(rep.parameters()).device
+        out = []
+        for s in range(0, len(x), batch_size):
+            f = torch.nn.functional.normalize(rep.encoder(x[s : s + batch_size].to(device)).float(), dim=1)
+            out.append(rep.classifier(f)[:, : rep.num_classes].argmax(1).cpu())
+        return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+
+    def evaluate(self, model: "ALModel", pools: "Pools", x: torch.Tensor, y: torch.Tensor) -> float:
+        """Accuracy of the representation's classifier, trained for the current cycle if not yet."""
+        self._ensure(model, pools)
+        return float((self.predict(x) == torch.as_tensor(y).cpu()).float().mean())
+
+
+@register("contrastive_distance")
+class ContrastiveDistance(_ContrastiveClusters):
+    """Contrastive cluster-distance acquisition (see the module docstring for the rule and its defaults)."""
+
+    def select(self, model: "ALModel", pools: "Pools", budget: int) -> np.ndarray:
+        st = self._ensure(model, pools)
+        members, quotas, clusters = self._plan(pools, budget)
+        assign, dist = st["assign"], st["dist"]
+        rej = pools.rejected
+        picks = []
+        for c, mem, q in zip(clusters, members, quotas):
+            if q <= 0:
+                continue
+            rej_c = rej[assign[rej] == c]
+            if rej_c.size:
+                radius = float(dist[rej_c].min())
+            else:
+                all_c = np.flatnonzero(assign == c)
+                radius = float(np.median(dist[all_c]) if self.no_reject_radius == "median" else dist[all_c].max())
+            picks.append(mem[radius_order(dist[mem], radius)[:q]])
+        return np.concatenate(picks).astype(np.int64)
+
+
+@register("contrastive_random")
+class ContrastiveRandom(_ContrastiveClusters):
+    """Random(CL): random picks per contrastive cluster, proportional to its unlabeled size."""
+
+    def select(self, model: "ALModel", pools: "Pools", budget: int) -> np.ndarray:
+        self._ensure(model, pools)
+        members, quotas, _ = self._plan(pools, budget)
+        rng = self.rng(pools)
+        picks = [rng.choice(mem, size=int(q), replace=False) for mem, q in zip(members, quotas) if q > 0]
+        return np.concatenate(picks).astype(np.int64)
