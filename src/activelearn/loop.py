@@ -16,25 +16,49 @@ from .exceptions import InvalidInputError, InvalidParameterError, OracleError, S
 from .history import CycleRecord, History
 from .model import ALModel
 from .oracle import Oracle, Query
-from .pools import Pools
+from .pools import DECLINED, Annotation, Pools
 from .strategies.base import Strategy
 from .trainer import Trainer, evaluate
 
 __all__ = ["ActiveLoop", "validate_selection"]
 
 
-def validate_selection(selection: Any, pools: Pools, budget: int) -> np.ndarray:
+def validate_selection(selection: Any, pools: Pools, budget: int) -> np.ndarray | Query:
     """Check what a strategy returned: unique ints, all unlabeled, exactly the budget.
 
-    The expected count is ``min(budget, pools.n_unlabeled)``.
+    A plain selection is an index array of ``min(budget, pools.n_unlabeled)``
+    entries.  A :class:`Query` (samples plus clusters) must make exactly that
+    many interactions (``len(indices) + len(groups)``), with non-empty groups,
+    and every index it touches unlabeled and touched once.  Returns the int64
+    array, or the Query with int64 arrays.
     """
-    arr = np.asarray(selection)
-    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-        raise SelectionError(f"a selection must be a 1-D array of ints, got dtype {arr.dtype} shape {arr.shape}")
-    arr = arr.astype(np.int64)
+    if isinstance(selection, Query):
+        indices = _index_array(selection.indices, "query indices")
+        groups = tuple(_index_array(g, "a query group") for g in selection.groups)
+        if any(g.size == 0 for g in groups):
+            raise SelectionError("a query group (cluster) is empty; every cluster needs at least one member")
+        n_inter = indices.size + len(groups)
+        expected = min(budget, pools.n_unlabeled)
+        if n_inter != expected:
+            raise SelectionError(f"the strategy asked for {n_inter} interactions ({indices.size} samples + {len(groups)} clusters), expected exactly {expected}")
+        _check_unique_unlabeled(np.concatenate([indices, *groups]), pools)
+        return Query(indices=indices, groups=groups, cycle=selection.cycle)
+    arr = _index_array(selection, "a selection")
     expected = min(budget, pools.n_unlabeled)
     if arr.size != expected:
         raise SelectionError(f"the strategy returned {arr.size} indices, expected exactly {expected}")
+    _check_unique_unlabeled(arr, pools)
+    return arr
+
+
+def _index_array(selection: Any, what: str) -> np.ndarray:
+    arr = np.asarray(selection)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise SelectionError(f"{what} must be a 1-D array of ints, got dtype {arr.dtype} shape {arr.shape}")
+    return arr.astype(np.int64)
+
+
+def _check_unique_unlabeled(arr: np.ndarray, pools: Pools) -> None:
     uniq, counts = np.unique(arr, return_counts=True)
     if uniq.size != arr.size:
         raise SelectionError(f"duplicate indices detected in the selection: {uniq[counts > 1][:5].tolist()}")
@@ -43,7 +67,6 @@ def validate_selection(selection: Any, pools: Pools, budget: int) -> np.ndarray:
     not_unlabeled = arr[~pools.unlabeled_mask[arr]]
     if not_unlabeled.size:
         raise SelectionError(f"{not_unlabeled.size} selected indices are not in the unlabeled pool, e.g. {not_unlabeled[:5].tolist()}")
-    return arr
 
 
 class ActiveLoop:
@@ -136,17 +159,43 @@ class ActiveLoop:
         return idx
 
     # -------------------------------------------------------------- pieces
-    def query(self, indices: np.ndarray, cycle: int) -> None:
-        """Ask the oracle about ``indices`` and record its answers."""
-        query = Query(indices=np.asarray(indices, dtype=np.int64), cycle=cycle)
+    def query(self, indices: np.ndarray | Query, cycle: int) -> list[Annotation]:
+        """Ask the oracle about ``indices`` (or a whole :class:`Query`) and record its answers.
+
+        Returns the log entries appended to the pools.
+        """
+        if isinstance(indices, Query):
+            query = Query(indices=indices.indices, groups=indices.groups, cycle=cycle)
+        else:
+            query = Query(indices=np.asarray(indices, dtype=np.int64), cycle=cycle)
         answers = self.oracle.answer(query)
         asked = set(query.all_indices.tolist())
-        answered = [a.index for a in answers]
-        if set(answered) - asked:
-            raise OracleError(f"the oracle answered about indices it was not asked: {sorted(set(answered) - asked)[:5]}")
-        if not query.groups and set(answered) != asked:
-            raise OracleError(f"the oracle left {len(asked - set(answered))} queried sample(s) unanswered")
-        self.pools.record(answers, cycle=cycle)
+        answered = {a.index for a in answers if a.index != DECLINED}
+        if answered - asked:
+            raise OracleError(f"the oracle answered about indices it was not asked: {sorted(answered - asked)[:5]}")
+        if set(np.asarray(query.indices).tolist()) - answered:
+            raise OracleError(f"the oracle left {len(set(np.asarray(query.indices).tolist()) - answered)} queried sample(s) unanswered")
+        return self.pools.record(answers, cycle=cycle)
+
+    def _cluster_books(self, entries: Sequence[Annotation]) -> dict[str, float]:
+        """Per-cycle counts of cluster interactions and the true accuracy of cluster labels.
+
+        The accuracy comes from the oracle's optional ``audit(indices, labels)``
+        (the simulated oracle has it); strategies never see it.
+        """
+        cluster = [e for e in entries if e.source == "cluster"]
+        if not cluster:
+            return {}
+        labeled = [e for e in cluster if e.index != DECLINED and e.in_task]
+        books: dict[str, float] = {
+            "clusters_accepted": float(len({e.interaction for e in labeled})),
+            "clusters_declined": float(sum(1 for e in cluster if e.index == DECLINED)),
+            "cluster_labeled": float(len(labeled)),
+        }
+        audit = getattr(self.oracle, "audit", None)
+        if callable(audit) and labeled:
+            books["cluster_label_accuracy"] = float(audit([e.index for e in labeled], [e.label for e in labeled]))
+        return books
 
     def _prepare(self) -> None:
         for ext in self.strategy.model_extensions():
@@ -174,8 +223,9 @@ class ActiveLoop:
                 selection = self.strategy.select(self.model, pools, self.budget)
             record.select_seconds = time.perf_counter() - start
             chosen = validate_selection(selection, pools, self.budget)
-            self.query(chosen, cycle + 1)
-            record.selected = chosen.tolist()
+            entries = self.query(chosen, cycle + 1)
+            record.selected = (chosen.all_indices if isinstance(chosen, Query) else chosen).tolist()
+            record.extra.update(self._cluster_books(entries))
         return record
 
     def run(self) -> History:
