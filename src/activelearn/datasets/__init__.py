@@ -8,7 +8,7 @@ Examples
 --------
 >>> from activelearn import datasets
 >>> datasets.available()
-['cifar10', 'digits', 'mnist', 'repeated_mnist']
+['cifar10', 'digits', 'imbalanced_blobs', 'mnist', 'repeated_mnist']
 >>> bundle = datasets.load("digits", seed=1)
 """
 
@@ -25,6 +25,7 @@ from .cifar import CIFAR10_MEAN, CIFAR10_STD, RandomCropFlip, cifar10
 from .digits import digits
 from .idx import read_idx
 from .mnist import MNIST_MEAN, MNIST_STD, mnist, notmnist, repeated_mnist
+from .synthetic import imbalanced_blobs
 
 __all__ = [
     "DatasetBundle",
@@ -35,6 +36,7 @@ __all__ = [
     "repeated_mnist",
     "notmnist",
     "cifar10",
+    "imbalanced_blobs",
     "load",
     "available",
     "MNIST_MEAN",
@@ -48,6 +50,7 @@ _LOADERS: dict[str, Callable[..., DatasetBundle]] = {
     "mnist": mnist,
     "repeated_mnist": repeated_mnist,
     "cifar10": cifar10,
+    "imbalanced_blobs": imbalanced_blobs,
 }
 
 
@@ -57,7 +60,7 @@ def available() -> list[str]:
     Returns
     -------
     list of str
-        ``["cifar10", "digits", "mnist", "repeated_mnist"]``.  Whether a
+        ``["cifar10", "digits", "imbalanced_blobs", "mnist", "repeated_mnist"]``.  Whether a
         file-based dataset is actually present on disk is checked only when loading.
     """
     return sorted(_LOADERS)
