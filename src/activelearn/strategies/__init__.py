@@ -12,6 +12,10 @@ from .registry import available, get, get_class, register, register_composer
 from . import baselines as _baselines  # noqa: F401  (registers the built-ins)
 from . import coreset as _coreset  # noqa: F401
 from . import combine as _combine  # noqa: F401
+from . import ibal as _ibal  # noqa: F401
+from . import cluster as _cluster  # noqa: F401
+from .cluster import ClusterAnnotation
+from .ibal import IBAL, IBALD, EntropyD
 from .combine import ExpandSqueeze
 from .baselines import Entropy, LeastConfidence, Margin, RandomSampling
 from .coreset import CoreSet
@@ -32,4 +36,8 @@ __all__ = [
     "Margin",
     "CoreSet",
     "ExpandSqueeze",
+    "IBAL",
+    "IBALD",
+    "EntropyD",
+    "ClusterAnnotation",
 ]
