@@ -25,7 +25,15 @@ Which clusters to propose: ``rank="purity"`` (default) proposes the clusters
 whose members the current model most agrees on (the largest share of one
 predicted class; the expert's 80% rule makes such clusters the likeliest to be
 accepted; the model's predictions are used, never the hidden labels);
-``rank="random"`` draws clusters uniformly (seeded).
+``rank="compact"`` proposes the tightest clusters (smallest mean squared
+distance to their centroid in the clustered feature space); ``rank="random"``
+draws clusters uniformly (seeded).
+
+Features: any model output (default the penultimate ``"embeddings"``, as in the
+paper, whose features come from an ImageNet-pretrained network), or
+``feature="inputs"`` for the flattened pool inputs (useful when the model is
+still too weak for its embeddings to group classes, e.g. in the first cycles
+from scratch).
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ import numpy as np
 import torch
 
 from ..exceptions import InvalidParameterError
-from ..ops.kmeans import kmeans
+from ..ops.clustering import kmeans
 from .base import Strategy, one_of, optional_int, positive_int
 from .registry import get, get_class, register
 
@@ -107,10 +115,11 @@ class ClusterAnnotation(Strategy):
         Interaction count at which the first phase ends (a run-level split).
     cluster_size : int
         Average members per cluster (default 75: within the paper's 50-100).
-    rank : {"purity", "random"}
+    rank : {"purity", "compact", "random"}
         How clusters are chosen among the k-means clusters.
     feature : str
-        Model output clustered (default the penultimate ``"embeddings"``).
+        Model output clustered (default the penultimate ``"embeddings"``), or
+        ``"inputs"`` for the flattened inputs.
     n_iter, chunk_size : int
         k-means iterations and distance block rows.
     sklearn_below : int
@@ -126,7 +135,7 @@ class ClusterAnnotation(Strategy):
         "split": _fraction,
         "switch_at": optional_int,
         "cluster_size": positive_int,
-        "rank": one_of("purity", "random"),
+        "rank": one_of("purity", "compact", "random"),
         "n_iter": positive_int,
         "chunk_size": positive_int,
         "sklearn_below": optional_int,
@@ -187,23 +196,35 @@ class ClusterAnnotation(Strategy):
         if not n_clusters:
             return samples
         rest = np.setdiff1d(pools.unlabeled, samples)
-        feats = model.outputs(pools, rest, self.feature)[self.feature].float()
+        if self.feature == "inputs":
+            feats = pools.inputs(rest).flatten(1).float().to(model.device)
+        else:
+            feats = model.outputs(pools, rest, self.feature)[self.feature].float()
         rng = self.rng(pools, 7)
         groups = propose_clusters(
             feats, rest, n_clusters, cluster_size=self.cluster_size, seed=int(rng.integers(2**31 - 1)),
             n_iter=self.n_iter, chunk_size=self.chunk_size, sklearn_below=self.sklearn_below or 0,
         )
-        chosen = self._choose(model, pools, groups, n_clusters, rng)
+        row = np.empty(pools.n, dtype=np.int64)
+        row[rest] = np.arange(rest.size)
+        chosen = self._choose(model, pools, groups, n_clusters, rng, feats, row)
         return Query(indices=samples, groups=tuple(np.sort(g) for g in chosen))
 
-    def _choose(self, model: "ALModel", pools: "Pools", groups: list[np.ndarray], k: int, rng: np.random.Generator) -> list[np.ndarray]:
+    def _choose(
+        self, model: "ALModel", pools: "Pools", groups: list[np.ndarray], k: int,
+        rng: np.random.Generator, feats: torch.Tensor, row: np.ndarray,
+    ) -> list[np.ndarray]:
         if self.rank == "random":
             pick = rng.choice(len(groups), size=k, replace=False)
             return [groups[i] for i in sorted(pick)]
-        purity = np.empty(len(groups))
+        quality = np.empty(len(groups))  # higher = propose first
         for j, g in enumerate(groups):
-            pred = model.outputs(pools, g, "probs")["probs"].argmax(1)
-            purity[j] = torch.bincount(pred).max().item() / g.size
+            if self.rank == "purity":
+                pred = model.outputs(pools, g, "probs")["probs"].argmax(1)
+                quality[j] = torch.bincount(pred).max().item() / g.size
+            else:
+                f = feats[torch.from_numpy(row[g]).to(feats.device)].double()
+                quality[j] = -float(((f - f.mean(0)) ** 2).sum(1).mean())
         sizes = np.array([g.size for g in groups])
-        order = np.lexsort((np.array([g.min() for g in groups]), -sizes, -purity))
+        order = np.lexsort((np.array([g.min() for g in groups]), -sizes, -quality))
         return [groups[i] for i in order[:k]]

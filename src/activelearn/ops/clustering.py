@@ -1,6 +1,9 @@
 """k-means with k-means++ seeding, in torch on any device, memory bounded by a chunk size.
 
-Below ``sklearn_below`` rows the data go to scikit-learn's ``KMeans`` (same
+(The module is ``clustering`` rather than ``kmeans`` so that ``activelearn.ops.kmeans``
+stays the function once the module is imported.)
+
+Below ``sklearn_below`` rows the data go to scikit-learn's ``KMeans`` (its own
 seeding, faster on small CPU problems); above it the torch path runs on the
 chosen device with chunked assignment (``chunk_size x k`` distances at a time,
 never ``N x N``).
