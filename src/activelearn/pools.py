@@ -65,7 +65,12 @@ class Answer:
 
 @dataclass(frozen=True)
 class Annotation:
-    """An entry of the append-only annotation log."""
+    """An entry of the append-only annotation log.
+
+    ``index == -1`` (:data:`DECLINED`) records an interaction that labeled
+    nobody (a declined cluster); ``source="cluster"`` marks labels given to a
+    whole cluster, and entries sharing ``interaction`` were one interaction.
+    """
 
     cycle: int
     index: int
