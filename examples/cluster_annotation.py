@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,66 @@ def first_reaching(h: al.History, target: float) -> float:
     return float(inter[hit[0]]) if hit.size else float("nan")
 
 
+def _mean(rows: list[list[float]]) -> np.ndarray:
+    n = min(len(r) for r in rows)
+    with warnings.catch_warnings():  # all-NaN columns (cycles without cluster queries) stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(np.array([r[:n] for r in rows], dtype=float), axis=0)
+
+
+def report(summary: dict) -> str:
+    """Markdown tables from ``summary.json`` (means over the finished seeds)."""
+    runs = summary["runs"]
+    full = np.mean(list(summary["full_supervision"].values()))
+    lines = [f"Full supervision (all pool labels, same model and schedule): {100 * full:.2f}% "
+             f"(seeds {sorted(summary['full_supervision'])})", ""]
+    inter = _mean([r["interactions"] for r in runs[next(iter(runs))].values()])
+    lines += ["### Test accuracy (%) by human interactions, mean over seeds", "",
+              "| scenario (seeds) | " + " | ".join(f"{int(i)}" for i in inter) + " |",
+              "|---|" + "---:|" * len(inter)]
+    for label, per_seed in runs.items():
+        acc = _mean([r["accuracy"] for r in per_seed.values()]) * 100
+        lines.append(f"| {label} ({len(per_seed)}) | " + " | ".join(f"{a:.1f}" for a in acc) + " |")
+    lines += ["", "### Labeled samples (mean over seeds) by human interactions", "",
+              "| scenario | " + " | ".join(f"{int(i)}" for i in inter) + " |", "|---|" + "---:|" * len(inter)]
+    for label, per_seed in runs.items():
+        lab = _mean([r["n_labeled"] for r in per_seed.values()])
+        lines.append(f"| {label} | " + " | ".join(f"{a:.0f}" for a in lab) + " |")
+    lines += ["", "### Cluster labels per cycle: samples labeled by accepted clusters / their true accuracy (%) / "
+              "clusters accepted / declined (mean over seeds; the cycle's selection, trained on from the next cycle)", ""]
+    for label, per_seed in runs.items():
+        if "cluster" not in label:
+            continue
+        cl = _mean([r["cluster_labeled"] for r in per_seed.values()])
+        ca = _mean([r["cluster_label_accuracy"] for r in per_seed.values()]) * 100
+        acc_n = _mean([r["clusters_accepted"] for r in per_seed.values()])
+        dec_n = _mean([r["clusters_declined"] for r in per_seed.values()])
+        cells = [f"{c:.0f} / {a:.1f} / {x:.1f} / {d:.1f}" if c == c else "-" for c, a, x, d in zip(cl, ca, acc_n, dec_n)][:-1]
+        lines.append(f"- {label}: " + "; ".join(f"cycle {k}: {c}" for k, c in enumerate(cells) if c != "-"))
+        tot = [np.nansum(r["cluster_labeled"]) for r in per_seed.values()]
+        wrong = [np.nansum(np.array(r["cluster_labeled"]) * (1 - np.array(r["cluster_label_accuracy"]))) for r in per_seed.values()]
+        lines.append(f"  total cluster-labeled {np.mean(tot):.0f}, of which wrong {np.mean(wrong):.0f} "
+                     f"({100 * np.sum(wrong) / max(np.sum(tot), 1):.1f}%)")
+    ref_label = "uncertain-only"
+    lines += ["", "### Interactions needed", "",
+              "| scenario | within 1 pt of full supervision (per seed) | to reach uncertain-only's final accuracy (per seed) |",
+              "|---|---|---|"]
+    for label, per_seed in runs.items():
+        w1 = [r["within_1pt_of_full"] for r in per_seed.values()]
+        reach = []
+        for seed, r in per_seed.items():
+            ref = runs.get(ref_label, {}).get(seed)
+            if ref is None:
+                reach.append(float("nan"))
+                continue
+            target = ref["accuracy"][-1]
+            hit = [i for a, i in zip(r["accuracy"], r["interactions"]) if a >= target]
+            reach.append(hit[0] if hit else float("nan"))
+        fmt = lambda v: ", ".join("not reached" if x != x else f"{int(x)}" for x in v)  # noqa: E731
+        lines.append(f"| {label} | {fmt(w1)} | {fmt(reach)} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
@@ -81,8 +142,12 @@ def main() -> None:
     ap.add_argument("--feature", default="embeddings", help="clustered features: a model output or 'inputs'")
     ap.add_argument("--rank", default="purity", choices=["purity", "compact", "random"])
     ap.add_argument("--out", default="docs/results/cluster_annotation")
+    ap.add_argument("--report_only", action="store_true", help="print the tables of an existing summary.json")
     args = ap.parse_args()
     out = Path(args.out)
+    if args.report_only:
+        print(report(json.loads((out / "summary.json").read_text())))
+        return
     out.mkdir(parents=True, exist_ok=True)
     base = al.datasets.mnist("/work/shared/data/mnist" if Path("/work/shared/data/mnist").exists() else None)
     train = al.TrainConfig(epochs=args.epochs, batch_size=64, optimizer="adam", lr=1e-3)
@@ -122,6 +187,7 @@ def main() -> None:
             (out / "summary.json").write_text(json.dumps(summary, indent=1))
             print(f"{label} seed {seed}: acc {h.metric('accuracy')[-1]:.4f} labeled {h[-1].n_labeled} "
                   f"interactions {h[-1].interactions} ({time.time() - t0:.0f}s)", flush=True)
+    print(report(summary))
 
 
 if __name__ == "__main__":
