@@ -40,6 +40,17 @@ PRESETS: dict[str, ExperimentConfig] = {
         cycles=5,
         source="activelearn default",
     ),
+    # IBAL synthetic (Pezeshkpour, Zhao & Singh): 2-D, 2,000 / 500 / 50 points; schedule ours
+    # (examples/ibal_synthetic.py passes the paper's two-linear-layer net 2 -> 32 -> 3).
+    "imbalanced_blobs": ExperimentConfig(
+        dataset="imbalanced_blobs",
+        backbone="mlp",
+        train=TrainConfig(epochs=100, batch_size=32, optimizer="adam", lr=1e-2, weight_decay=1e-3),
+        initial=10,
+        budget=10,
+        cycles=10,
+        source="IBAL paper's synthetic set; activelearn schedule",
+    ),
     "mnist": ExperimentConfig(
         dataset="mnist",
         backbone="cnn",

@@ -18,7 +18,7 @@ from .exceptions import CheckpointError, InvalidInputError, InvalidParameterErro
 from .history import CycleRecord, History
 from .model import ALModel
 from .oracle import Oracle, Query
-from .pools import Pools
+from .pools import DECLINED, Annotation, Pools
 from .strategies.base import Strategy
 from .trainer import Trainer, evaluate
 
@@ -36,18 +36,42 @@ def open_set_books(pools: Pools) -> dict[str, float]:
     }
 
 
-def validate_selection(selection: Any, pools: Pools, budget: int) -> np.ndarray:
+def validate_selection(selection: Any, pools: Pools, budget: int) -> np.ndarray | Query:
     """Check what a strategy returned: unique ints, all unlabeled, exactly the budget.
 
-    The expected count is ``min(budget, pools.n_unlabeled)``.
+    A plain selection is an index array of ``min(budget, pools.n_unlabeled)``
+    entries.  A :class:`Query` (samples plus clusters) must make exactly that
+    many interactions (``len(indices) + len(groups)``), with non-empty groups,
+    and every index it touches unlabeled and touched once.  Returns the int64
+    array, or the Query with int64 arrays.
     """
-    arr = np.asarray(selection)
-    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-        raise SelectionError(f"a selection must be a 1-D array of ints, got dtype {arr.dtype} shape {arr.shape}")
-    arr = arr.astype(np.int64)
+    if isinstance(selection, Query):
+        indices = _index_array(selection.indices, "query indices")
+        groups = tuple(_index_array(g, "a query group") for g in selection.groups)
+        if any(g.size == 0 for g in groups):
+            raise SelectionError("a query group (cluster) is empty; every cluster needs at least one member")
+        n_inter = indices.size + len(groups)
+        expected = min(budget, pools.n_unlabeled)
+        if n_inter != expected:
+            raise SelectionError(f"the strategy asked for {n_inter} interactions ({indices.size} samples + {len(groups)} clusters), expected exactly {expected}")
+        _check_unique_unlabeled(np.concatenate([indices, *groups]), pools)
+        return Query(indices=indices, groups=groups, cycle=selection.cycle)
+    arr = _index_array(selection, "a selection")
     expected = min(budget, pools.n_unlabeled)
     if arr.size != expected:
         raise SelectionError(f"the strategy returned {arr.size} indices, expected exactly {expected}")
+    _check_unique_unlabeled(arr, pools)
+    return arr
+
+
+def _index_array(selection: Any, what: str) -> np.ndarray:
+    arr = np.asarray(selection)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise SelectionError(f"{what} must be a 1-D array of ints, got dtype {arr.dtype} shape {arr.shape}")
+    return arr.astype(np.int64)
+
+
+def _check_unique_unlabeled(arr: np.ndarray, pools: Pools) -> None:
     uniq, counts = np.unique(arr, return_counts=True)
     if uniq.size != arr.size:
         raise SelectionError(f"duplicate indices detected in the selection: {uniq[counts > 1][:5].tolist()}")
@@ -56,7 +80,6 @@ def validate_selection(selection: Any, pools: Pools, budget: int) -> np.ndarray:
     not_unlabeled = arr[~pools.unlabeled_mask[arr]]
     if not_unlabeled.size:
         raise SelectionError(f"{not_unlabeled.size} selected indices are not in the unlabeled pool, e.g. {not_unlabeled[:5].tolist()}")
-    return arr
 
 
 class ActiveLoop:
@@ -203,18 +226,45 @@ class ActiveLoop:
         return idx
 
     # -------------------------------------------------------------- pieces
-    def query(self, indices: np.ndarray, cycle: int) -> None:
-        """Ask the oracle about ``indices`` and record its answers."""
-        query = Query(indices=np.asarray(indices, dtype=np.int64), cycle=cycle)
+    def query(self, indices: np.ndarray | Query, cycle: int) -> list[Annotation]:
+        """Ask the oracle about ``indices`` (or a whole :class:`Query`) and record its answers.
+
+        Returns the log entries appended to the pools.
+        """
+        if isinstance(indices, Query):
+            query = Query(indices=indices.indices, groups=indices.groups, cycle=cycle)
+        else:
+            query = Query(indices=np.asarray(indices, dtype=np.int64), cycle=cycle)
         answers = self.oracle.answer(query)
         asked = set(query.all_indices.tolist())
-        answered = [a.index for a in answers]
-        if set(answered) - asked:
-            raise OracleError(f"the oracle answered about indices it was not asked: {sorted(set(answered) - asked)[:5]}")
-        if not query.groups and set(answered) != asked:
-            raise OracleError(f"the oracle left {len(asked - set(answered))} queried sample(s) unanswered")
-        self.pools.record(answers, cycle=cycle)
+        answered = {a.index for a in answers if a.index != DECLINED}
+        if answered - asked:
+            raise OracleError(f"the oracle answered about indices it was not asked: {sorted(answered - asked)[:5]}")
+        if set(np.asarray(query.indices).tolist()) - answered:
+            raise OracleError(f"the oracle left {len(set(np.asarray(query.indices).tolist()) - answered)} queried sample(s) unanswered")
+        entries = self.pools.record(answers, cycle=cycle)
         self._save("answered", pending=self._pending_record, answered=True)
+        return entries
+
+    def _cluster_books(self, entries: Sequence[Annotation]) -> dict[str, float]:
+        """Per-cycle counts of cluster interactions and the true accuracy of cluster labels.
+
+        The accuracy comes from the oracle's optional ``audit(indices, labels)``
+        (the simulated oracle has it); strategies never see it.
+        """
+        cluster = [e for e in entries if e.source == "cluster"]
+        if not cluster:
+            return {}
+        labeled = [e for e in cluster if e.index != DECLINED and e.in_task]
+        books: dict[str, float] = {
+            "clusters_accepted": float(len({e.interaction for e in labeled})),
+            "clusters_declined": float(sum(1 for e in cluster if e.index == DECLINED)),
+            "cluster_labeled": float(len(labeled)),
+        }
+        audit = getattr(self.oracle, "audit", None)
+        if callable(audit) and labeled:
+            books["cluster_label_accuracy"] = float(audit([e.index for e in labeled], [e.label for e in labeled]))
+        return books
 
     def _prepare(self) -> None:
         for ext in self.strategy.model_extensions():
@@ -237,7 +287,7 @@ class ActiveLoop:
         record = CycleRecord(cycle=cycle, n_labeled=pools.n_labeled, interactions=pools.n_interactions, cost=pools.total_cost, metrics=metrics, train_seconds=fit["train_seconds"])
         record.extra.update(open_set_books(pools))
         if cycle < self.cycles - 1 and pools.n_unlabeled > 0:
-            start, chosen_all, calls = time.perf_counter(), [], 0
+            start, chosen_all, calls, entries = time.perf_counter(), [], 0, []
             target = pools.n_labeled + self.budget
             want = self.budget
             while want > 0 and pools.n_unlabeled > 0:
@@ -245,9 +295,9 @@ class ActiveLoop:
                     warnings.simplefilter("always")
                     selection = self.strategy.select(self.model, pools, want)
                 chosen = validate_selection(selection, pools, want)
-                chosen_all.extend(chosen.tolist())
+                chosen_all.extend((chosen.all_indices if isinstance(chosen, Query) else chosen).tolist())
                 record.selected = list(chosen_all)
-                self._ask(record, cycle)
+                entries.extend(self._ask(record, cycle, chosen))
                 calls += 1
                 if self.mode != "quota" or (self.max_select_calls is not None and calls >= self.max_select_calls):
                     break
@@ -255,16 +305,19 @@ class ActiveLoop:
             record.select_seconds = time.perf_counter() - start
             record.selected = chosen_all
             record.extra.update({"select_calls": calls, "examined_this_cycle": len(chosen_all)})
+            record.extra.update(self._cluster_books(entries))
         return record
 
-    def _ask(self, record: CycleRecord, cycle: int) -> None:
-        """Query the selection of ``record``, checkpointing before and after."""
+    def _ask(self, record: CycleRecord, cycle: int, chosen: np.ndarray | Query | None = None) -> list[Annotation]:
+        """Query ``chosen`` (default, on resume: what of ``record.selected`` is still
+        unexamined), checkpointing before and after; returns the log entries."""
         self._pending_record = record
         try:
             self._save("selected", pending=record, answered=False)
-            asked = np.asarray(record.selected, dtype=np.int64)
-            # only what is still unexamined: earlier batches of a quota cycle are answered
-            self.query(asked[self.pools.unlabeled_mask[asked]] if asked.size else asked, cycle + 1)
+            if chosen is None:
+                asked = np.asarray(record.selected, dtype=np.int64)
+                chosen = asked[self.pools.unlabeled_mask[asked]] if asked.size else asked
+            return self.query(chosen, cycle + 1)
         finally:
             self._pending_record = None
 

@@ -18,7 +18,7 @@ import torch
 
 from ._validation import check_fraction
 from .exceptions import InvalidInputError, InvalidParameterError, OracleError
-from .pools import Answer
+from .pools import DECLINED, Answer
 
 __all__ = ["Query", "Oracle", "SimulatedOracle"]
 
@@ -80,6 +80,23 @@ class SimulatedOracle:
         (label ``None``) and still cost.  Default: every sample is in the task.
     seed : int
         Seed of the label noise.
+    cluster_threshold : float
+        Cluster queries (``Query.groups``): the simulated expert labels a whole
+        cluster with its modal true class when that class makes up at least this
+        fraction of the cluster's members (all unlabeled: the loop checks it), and
+        declines otherwise (Perez, Lebret & Aberer; default 0.8).  Members that are
+        not in the task count against the modal class.
+    cluster_cost : float
+        Cost of one cluster interaction, accepted or declined (charged once, on
+        the first answer of the cluster; the other members' answers cost 0).
+
+    Notes
+    -----
+    An accepted cluster yields one ``Answer`` per member with the modal label,
+    ``source="cluster"`` and a shared ``interaction`` id, so the pools count one
+    interaction.  A declined cluster yields a single ``Answer(index=-1,
+    label=None, in_task=False, source="cluster")``: the pools count and charge
+    the interaction and label nobody.
     """
 
     def __init__(
@@ -91,6 +108,8 @@ class SimulatedOracle:
         cost: float | np.ndarray = 1.0,
         in_task: np.ndarray | None = None,
         seed: int = 0,
+        cluster_threshold: float = 0.8,
+        cluster_cost: float = 1.0,
     ) -> None:
         t = targets.detach().cpu().numpy() if isinstance(targets, torch.Tensor) else np.asarray(targets)
         if t.ndim != 1:
@@ -115,6 +134,10 @@ class SimulatedOracle:
             if self.in_task.shape != t.shape:
                 raise InvalidInputError(f"in_task must have shape {t.shape}, got {self.in_task.shape}")
         self.seed = int(seed)
+        self.cluster_threshold = check_fraction("cluster_threshold", cluster_threshold)
+        if not np.isfinite(cluster_cost) or cluster_cost < 0:
+            raise InvalidParameterError(f"cluster_cost must be a finite number >= 0, got {cluster_cost!r}")
+        self.cluster_cost = float(cluster_cost)
         self.n_queries = 0
         self.asked: list[int] = []
 
@@ -140,16 +163,21 @@ class SimulatedOracle:
         wrong = int(rng.integers(self.num_classes - 1))
         return wrong + 1 if wrong >= int(y) else wrong
 
-    def answer(self, query: Query) -> list[Answer]:
-        """Answer every index of the query; cluster groups need a cluster-capable oracle."""
-        if len(query.groups):
-            raise OracleError(
-                "SimulatedOracle answers sample queries only; use an oracle that labels clusters "
-                "for queries with groups"
-            )
-        idx = np.asarray(query.indices, dtype=np.int64)
+    def _check_indices(self, idx: np.ndarray) -> None:
         if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
             raise OracleError(f"query indices must lie in [0, {len(self)}), got {idx.min()}..{idx.max()}")
+
+    def answer(self, query: Query) -> list[Answer]:
+        """Answer every index of the query, and every cluster by the threshold rule."""
+        idx = np.asarray(query.indices, dtype=np.int64)
+        self._check_indices(idx)
+        groups = [np.asarray(g, dtype=np.int64).reshape(-1) for g in query.groups]
+        for g in groups:
+            if g.size == 0:
+                raise OracleError("a cluster of the query is empty; every group needs at least one member")
+            self._check_indices(g)
+        if groups and self.task_kind() != "classification":
+            raise OracleError("cluster labels need a classification task (integer targets)")
         self.n_queries += 1
         self.asked.extend(int(i) for i in idx)
         out = []
@@ -159,4 +187,48 @@ class SimulatedOracle:
                 out.append(Answer(i, self._label(i), True, float(self.cost[i]), "sample"))
             else:
                 out.append(Answer(i, None, False, float(self.cost[i]), "sample"))
+        for gid, g in enumerate(groups):
+            out.extend(self.answer_cluster(g, interaction=gid))
         return out
+
+    def task_kind(self) -> str:
+        """``"classification"`` for integer targets, else ``"regression"``."""
+        return "classification" if self.targets.dtype.kind in "iub" else "regression"
+
+    def answer_cluster(self, members: np.ndarray, *, interaction: int = 0) -> list[Answer]:
+        """The expert's verdict on one cluster (all members assumed unlabeled).
+
+        Returns one ``Answer`` per member with the modal class when that class is
+        at least ``cluster_threshold`` of the members, else one declined answer
+        (index -1).  Either way the answers share ``interaction`` and the first
+        carries ``cluster_cost``.
+        """
+        members = np.asarray(members, dtype=np.int64).reshape(-1)
+        self.asked.extend(int(i) for i in members)
+        truth = self.targets[members].astype(np.int64)
+        valid = self.in_task[members]
+        counts = np.bincount(truth[valid], minlength=1) if valid.any() else np.zeros(1, np.int64)
+        modal = int(counts.argmax())
+        # exact rational comparison: count >= threshold * size, without float rounding at the boundary
+        accepted = bool(valid.any()) and counts[modal] >= self.cluster_threshold * members.size - 1e-9
+        if not accepted:
+            return [Answer(DECLINED, None, False, self.cluster_cost, "cluster", interaction)]
+        return [
+            Answer(int(i), modal, True, self.cluster_cost if k == 0 else 0.0, "cluster", interaction)
+            for k, i in enumerate(members)
+        ]
+
+    def audit(self, indices: np.ndarray | Sequence[int], labels: np.ndarray | Sequence[int]) -> float:
+        """Fraction of ``labels`` equal to the true targets of ``indices`` (NaN if empty).
+
+        The loop uses it to report the true accuracy of cluster labels in the
+        History; strategies never call it.
+        """
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size == 0:
+            return float("nan")
+        self._check_indices(idx)
+        lab = np.asarray(labels).reshape(-1)
+        if lab.shape != idx.shape:
+            raise InvalidInputError(f"audit needs one label per index, got {lab.size} labels for {idx.size} indices")
+        return float(np.mean(self.targets[idx] == lab))

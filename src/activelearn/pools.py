@@ -18,7 +18,10 @@ import torch
 from ._validation import as_index_array
 from .exceptions import InvalidInputError
 
-__all__ = ["Answer", "Annotation", "Pools"]
+__all__ = ["Answer", "Annotation", "Pools", "DECLINED"]
+
+#: index of an answer (and log entry) that records an interaction labeling no sample
+DECLINED = -1
 
 Source = Literal["sample", "cluster"]
 
@@ -33,7 +36,10 @@ class Answer:
     Attributes
     ----------
     index : int
-        Pool index the answer is about.
+        Pool index the answer is about, or ``-1`` (:data:`DECLINED`) for an
+        interaction that labeled nobody (e.g. an expert who declines to label a
+        proposed cluster): it is logged, counted as an interaction and its cost
+        is charged, but no sample changes state.
     label : int | float | None
         The label given; ``None`` when the annotator declined (``in_task`` False,
         or a declined cluster).
@@ -59,7 +65,12 @@ class Answer:
 
 @dataclass(frozen=True)
 class Annotation:
-    """An entry of the append-only annotation log."""
+    """An entry of the append-only annotation log.
+
+    ``index == -1`` (:data:`DECLINED`) records an interaction that labeled
+    nobody (a declined cluster); ``source="cluster"`` marks labels given to a
+    whole cluster, and entries sharing ``interaction`` were one interaction.
+    """
 
     cycle: int
     index: int
@@ -197,6 +208,11 @@ class Pools:
         return self._next_interaction
 
     @property
+    def n_declined(self) -> int:
+        """Interactions that labeled nobody (declined clusters)."""
+        return sum(1 for a in self._log if a.index == DECLINED)
+
+    @property
     def total_cost(self) -> float:
         """Sum of the cost of every answer so far."""
         return float(sum(a.cost for a in self._log))
@@ -223,9 +239,13 @@ class Pools:
         cycle = self.cycle if cycle is None else int(cycle)
         if not answers:
             return []
-        idx = np.array([a.index for a in answers], dtype=np.int64)
-        if idx.min() < 0 or idx.max() >= self.n:
-            raise InvalidInputError(f"answer indices must lie in [0, {self.n}), got {idx.min()}..{idx.max()}")
+        all_idx = np.array([a.index for a in answers], dtype=np.int64)
+        for a in answers:
+            if a.index == DECLINED and (a.in_task or a.label is not None):
+                raise InvalidInputError("a declined interaction (index -1) labels nobody: give it label=None, in_task=False")
+        idx = all_idx[all_idx != DECLINED]
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
+            raise InvalidInputError(f"answer indices must lie in [0, {self.n}) (or -1 for a declined interaction), got {idx.min()}..{idx.max()}")
         if np.unique(idx).size != idx.size:
             raise InvalidInputError("answers hold the same index twice; each sample is answered once")
         seen = idx[self._status[idx] != _UNLABELED]
@@ -257,7 +277,9 @@ class Pools:
                     self._next_interaction += 1
                 inter = remap[a.interaction]
             label = a.label
-            if a.in_task:
+            if a.index == DECLINED:
+                pass
+            elif a.in_task:
                 self._status[a.index] = _LABELED
                 self._labels[a.index] = label  # type: ignore[assignment]
                 label = int(label) if self.task == "classification" else float(label)  # type: ignore[arg-type]
@@ -287,7 +309,9 @@ class Pools:
         self._next_interaction = 0
         for entry in state["log"]:
             a = Annotation(**entry)
-            if a.in_task:
+            if a.index == DECLINED:
+                pass
+            elif a.in_task:
                 self._status[a.index] = _LABELED
                 self._labels[a.index] = a.label  # type: ignore[assignment]
             else:

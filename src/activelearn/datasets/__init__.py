@@ -8,7 +8,7 @@ Examples
 --------
 >>> from activelearn import datasets
 >>> datasets.available()
-['cifar10', 'digits', 'mix_mnist', 'mnist', 'repeated_mnist']
+['cifar10', 'digits', 'imbalanced_blobs', 'mix_mnist', 'mnist', 'repeated_mnist']
 >>> bundle = datasets.load("digits", seed=1)
 """
 
@@ -26,6 +26,7 @@ from .digits import digits
 from .idx import read_idx
 from .mixmnist import mix_mnist
 from .mnist import MNIST_MEAN, MNIST_STD, mnist, notmnist, repeated_mnist
+from .synthetic import imbalanced_blobs
 
 __all__ = [
     "DatasetBundle",
@@ -37,6 +38,7 @@ __all__ = [
     "notmnist",
     "mix_mnist",
     "cifar10",
+    "imbalanced_blobs",
     "load",
     "available",
     "MNIST_MEAN",
@@ -51,6 +53,7 @@ _LOADERS: dict[str, Callable[..., DatasetBundle]] = {
     "mix_mnist": mix_mnist,
     "repeated_mnist": repeated_mnist,
     "cifar10": cifar10,
+    "imbalanced_blobs": imbalanced_blobs,
 }
 
 
@@ -60,7 +63,7 @@ def available() -> list[str]:
     Returns
     -------
     list of str
-        ``["cifar10", "digits", "mix_mnist", "mnist", "repeated_mnist"]``.  Whether a
+        ``["cifar10", "digits", "imbalanced_blobs", "mix_mnist", "mnist", "repeated_mnist"]``.  Whether a
         file-based dataset is actually present on disk is checked only when loading.
     """
     return sorted(_LOADERS)

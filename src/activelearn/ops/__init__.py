@@ -17,7 +17,12 @@ _EXPORTS = {
     "jenks_labels": "jenks",
     "lsh_density": "density",
     "knn_density": "density",
-    "kmeans": "kmeans",
+    "kmeans": "clustering",
+    "with_bias": "representer",
+    "cross_entropy_logit_grad": "representer",
+    "representer_alpha": "representer",
+    "representer_values": "representer",
+    "ibal_scores": "representer",
 }
 
 __all__ = sorted(_EXPORTS)

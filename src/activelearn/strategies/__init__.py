@@ -16,6 +16,10 @@ from . import dacs as _dacs  # noqa: F401
 from .dacs import DACS, dacs_select
 from . import learning_loss as _learning_loss  # noqa: F401
 from . import ncenet as _ncenet  # noqa: F401
+from . import ibal as _ibal  # noqa: F401
+from . import cluster as _cluster  # noqa: F401
+from .cluster import ClusterAnnotation
+from .ibal import IBAL, IBALD, EntropyD
 from .combine import ExpandSqueeze
 from .baselines import Entropy, LeastConfidence, Margin, RandomSampling
 from .coreset import CoreSet
@@ -48,4 +52,8 @@ __all__ = [
     "dacs_select",
     "ContrastiveDistance",
     "ContrastiveRandom",
+    "IBAL",
+    "IBALD",
+    "EntropyD",
+    "ClusterAnnotation",
 ]

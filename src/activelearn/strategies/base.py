@@ -88,6 +88,8 @@ def _wrap_select(fn: Callable[..., Any]) -> Callable[..., np.ndarray]:
                 )
             return pools.unlabeled.copy()
         out = fn(self, model, pools, budget)
+        if hasattr(out, "groups") and hasattr(out, "indices"):  # a Query: samples plus clusters
+            return out
         return np.asarray(out, dtype=np.int64).reshape(-1)
 
     select._checked = True  # type: ignore[attr-defined]
@@ -138,7 +140,10 @@ class Strategy(ABC):
 
         Returns
         -------
-        numpy.ndarray of int64, pool indices.
+        numpy.ndarray of int64, pool indices; or an
+        :class:`activelearn.oracle.Query` whose ``indices`` (one interaction
+        each) and ``groups`` (clusters, one interaction each) together make
+        ``budget`` interactions, for strategies that ask for cluster labels.
         """
 
     def model_extensions(self) -> list["ModelExtension"]:

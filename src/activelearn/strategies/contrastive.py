@@ -50,7 +50,7 @@ import torch
 
 from ..contrastive import ContrastiveRepresentation
 from ..exceptions import InvalidParameterError
-from ..ops.kmeans import kmeans
+from ..ops.clustering import kmeans
 from .base import Strategy, a_bool, one_of, optional_int, positive_int
 from .registry import register
 

@@ -1,0 +1,230 @@
+"""Cluster annotation (Perez, Lebret & Aberer): ask the expert to label whole clusters.
+
+Each cycle the unlabeled pool is clustered by k-means on the model's
+penultimate features (``cluster_size`` members per cluster on average; the
+paper aims at 50-100) and whole clusters are proposed to the oracle, one
+interaction each: the expert gives the cluster's modal class when it is at
+least 80% of the members and declines otherwise (see
+:class:`~activelearn.oracle.SimulatedOracle`).  The strategy returns a
+:class:`~activelearn.oracle.Query` whose ``groups`` are the clusters; the loop
+counts ``len(indices) + len(groups)`` interactions against the budget.
+
+Scenarios of the paper, with any sample strategy (``sample``, default
+``"entropy"``, the paper's uncertainty sampling):
+
+- ``"cluster"``: cluster-only.
+- ``"sample+cluster"``: samples first, then clusters (the paper's uncertain+cluster).
+- ``"cluster+sample"``: clusters first, then samples (cluster+uncertain).
+
+The split between the two phases: with ``switch_at=None`` every cycle gives
+``split`` of its budget to the first phase; with ``switch_at=k`` the first
+phase runs until ``pools.n_interactions`` reaches ``k`` (a cycle that crosses
+it is shared), i.e. the run's interaction budget is split once, as in the paper.
+
+Which clusters to propose: ``rank="purity"`` (default) proposes the clusters
+whose members the current model most agrees on (the largest share of one
+predicted class; the expert's 80% rule makes such clusters the likeliest to be
+accepted; the model's predictions are used, never the hidden labels);
+``rank="compact"`` proposes the tightest clusters (smallest mean squared
+distance to their centroid in the clustered feature space); ``rank="random"``
+draws clusters uniformly (seeded).
+
+Features: any model output (default the penultimate ``"embeddings"``, as in the
+paper, whose features come from an ImageNet-pretrained network), or
+``feature="inputs"`` for the flattened pool inputs (useful when the model is
+still too weak for its embeddings to group classes, e.g. in the first cycles
+from scratch).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+import numpy as np
+import torch
+
+from ..exceptions import InvalidParameterError
+from ..ops.clustering import kmeans
+from .base import Strategy, one_of, optional_int, positive_int
+from .registry import get, get_class, register
+
+if TYPE_CHECKING:
+    from ..model import ALModel
+    from ..pools import Pools
+
+__all__ = ["ClusterAnnotation", "propose_clusters"]
+
+
+def _fraction(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise InvalidParameterError(f"{name} must be a fraction in [0, 1], got {value!r}")
+
+
+def _sample_name(name: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise InvalidParameterError(f"{name} must be the registry name of a sample strategy, got {value!r}")
+    get_class(value)  # raises UnknownStrategyError with suggestions
+
+
+def propose_clusters(
+    features: torch.Tensor,
+    indices: np.ndarray,
+    n_clusters: int,
+    *,
+    cluster_size: int,
+    seed: int,
+    n_iter: int = 30,
+    chunk_size: int = 16384,
+    sklearn_below: int = 0,
+) -> list[np.ndarray]:
+    """k-means over ``features`` (rows of ``indices``) into groups of ``cluster_size`` on average.
+
+    Uses ``k = max(round(N / cluster_size), n_clusters)`` (capped at ``N``) so
+    that at least ``n_clusters`` groups exist; if k-means leaves fewer non-empty
+    clusters, the largest ones are halved until there are enough.  Returns the
+    non-empty groups as arrays of pool indices.
+    """
+    n = indices.size
+    k = int(min(n, max(round(n / cluster_size), n_clusters, 1)))
+    labels, _ = kmeans(features, k, n_iter=n_iter, seed=seed, chunk_size=chunk_size, sklearn_below=sklearn_below)
+    lab = labels.cpu().numpy()
+    order = np.argsort(lab, kind="stable")
+    cuts = np.flatnonzero(np.diff(lab[order])) + 1
+    groups = [indices[g] for g in np.split(order, cuts) if g.size]
+    while len(groups) < n_clusters:
+        big = int(np.argmax([g.size for g in groups]))
+        g = groups.pop(big)
+        groups.extend([g[: g.size // 2], g[g.size // 2 :]])
+    return groups
+
+
+@register("cluster_annotation")
+class ClusterAnnotation(Strategy):
+    """Propose whole clusters to the oracle, alone or with a sample strategy.
+
+    Parameters
+    ----------
+    scenario : {"cluster", "sample+cluster", "cluster+sample"}
+        Cluster-only, or the two phases in that order (see the module docs).
+    sample : str
+        Registry name of the sample strategy (default ``"entropy"``).
+    split : float
+        Fraction of each cycle's budget for the first phase (``switch_at=None``).
+    switch_at : int, optional
+        Interaction count at which the first phase ends (a run-level split).
+    cluster_size : int
+        Average members per cluster (default 75: within the paper's 50-100).
+    rank : {"purity", "compact", "random"}
+        How clusters are chosen among the k-means clusters.
+    feature : str
+        Model output clustered (default the penultimate ``"embeddings"``), or
+        ``"inputs"`` for the flattened inputs.
+    n_iter, chunk_size : int
+        k-means iterations and distance block rows.
+    sklearn_below : int
+        Pools smaller than this are clustered with scikit-learn (0: torch always).
+    seed : int, optional
+        Seeds k-means, random cluster choice and a seeded sample strategy.
+    """
+
+    requires = frozenset({"probs", "embeddings"})
+    _constraints: ClassVar[dict[str, Callable[[str, Any], None]]] = {
+        "scenario": one_of("cluster", "sample+cluster", "cluster+sample"),
+        "sample": _sample_name,
+        "split": _fraction,
+        "switch_at": optional_int,
+        "cluster_size": positive_int,
+        "rank": one_of("purity", "compact", "random"),
+        "n_iter": positive_int,
+        "chunk_size": positive_int,
+        "sklearn_below": optional_int,
+        "seed": optional_int,
+    }
+
+    def __init__(
+        self,
+        *,
+        scenario: str = "cluster",
+        sample: str = "entropy",
+        split: float = 0.5,
+        switch_at: int | None = None,
+        cluster_size: int = 75,
+        rank: str = "purity",
+        feature: str = "embeddings",
+        n_iter: int = 30,
+        chunk_size: int = 16384,
+        sklearn_below: int = 0,
+        seed: int | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.sample = sample
+        self.split = split
+        self.switch_at = switch_at
+        self.cluster_size = cluster_size
+        self.rank = rank
+        self.feature = feature
+        self.n_iter = n_iter
+        self.chunk_size = chunk_size
+        self.sklearn_below = sklearn_below
+        self.seed = seed
+
+    # ------------------------------------------------------------- phases
+    def phase_budgets(self, pools: "Pools", budget: int) -> tuple[int, int]:
+        """``(samples, clusters)`` interactions of this cycle."""
+        if self.scenario == "cluster":
+            return 0, budget
+        if self.switch_at is None:
+            first = int(round(self.split * budget))
+        else:
+            first = int(np.clip(self.switch_at - pools.n_interactions, 0, budget))
+        second = budget - first
+        return (first, second) if self.scenario == "sample+cluster" else (second, first)
+
+    def sample_strategy(self) -> Strategy:
+        cls = get_class(self.sample)
+        params = {"seed": self.seed} if "seed" in cls._param_names() else {}
+        return get(self.sample, **params)
+
+    def select(self, model: "ALModel", pools: "Pools", budget: int) -> np.ndarray | Any:
+        from ..oracle import Query
+
+        n_samples, n_clusters = self.phase_budgets(pools, budget)
+        samples = np.zeros(0, dtype=np.int64)
+        if n_samples:
+            samples = np.asarray(self.sample_strategy().select(model, pools, n_samples), dtype=np.int64)
+        if not n_clusters:
+            return samples
+        rest = np.setdiff1d(pools.unlabeled, samples)
+        if self.feature == "inputs":
+            feats = pools.inputs(rest).flatten(1).float().to(model.device)
+        else:
+            feats = model.outputs(pools, rest, self.feature)[self.feature].float()
+        rng = self.rng(pools, 7)
+        groups = propose_clusters(
+            feats, rest, n_clusters, cluster_size=self.cluster_size, seed=int(rng.integers(2**31 - 1)),
+            n_iter=self.n_iter, chunk_size=self.chunk_size, sklearn_below=self.sklearn_below or 0,
+        )
+        row = np.empty(pools.n, dtype=np.int64)
+        row[rest] = np.arange(rest.size)
+        chosen = self._choose(model, pools, groups, n_clusters, rng, feats, row)
+        return Query(indices=samples, groups=tuple(np.sort(g) for g in chosen))
+
+    def _choose(
+        self, model: "ALModel", pools: "Pools", groups: list[np.ndarray], k: int,
+        rng: np.random.Generator, feats: torch.Tensor, row: np.ndarray,
+    ) -> list[np.ndarray]:
+        if self.rank == "random":
+            pick = rng.choice(len(groups), size=k, replace=False)
+            return [groups[i] for i in sorted(pick)]
+        quality = np.empty(len(groups))  # higher = propose first
+        for j, g in enumerate(groups):
+            if self.rank == "purity":
+                pred = model.outputs(pools, g, "probs")["probs"].argmax(1)
+                quality[j] = torch.bincount(pred).max().item() / g.size
+            else:
+                f = feats[torch.from_numpy(row[g]).to(feats.device)].double()
+                quality[j] = -float(((f - f.mean(0)) ** 2).sum(1).mean())
+        sizes = np.array([g.size for g in groups])
+        order = np.lexsort((np.array([g.min() for g in groups]), -sizes, -quality))
+        return [groups[i] for i in order[:k]]

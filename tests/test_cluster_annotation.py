@@ -1,0 +1,151 @@
+"""Cluster annotation: the expert's 80% rule, the interaction books, the loop, the strategy, k-means."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import activelearn as al
+from activelearn.exceptions import InvalidInputError, SelectionError
+from activelearn.loop import validate_selection
+from activelearn.ops import kmeans
+from activelearn.pools import DECLINED
+
+from conftest import blobs, make_setup
+
+
+def _cluster(n: int, modal: int) -> np.ndarray:
+    """Targets of a hand-built cluster: ``modal`` members of class 1, the rest class 2."""
+    return np.array([1] * modal + [2] * (n - modal))
+
+
+@pytest.mark.parametrize("n,modal,accepted", [(10, 8, True), (10, 7, False), (5, 4, True), (15, 12, True), (15, 11, False), (20, 16, True), (20, 15, False)])
+def test_expert_accepts_exactly_80_percent_and_declines_below(n: int, modal: int, accepted: bool) -> None:
+    oracle = al.SimulatedOracle(_cluster(n, modal), num_classes=3)
+    answers = oracle.answer(al.Query(np.zeros(0, np.int64), groups=(np.arange(n),)))
+    if accepted:
+        assert [a.index for a in answers] == list(range(n))
+        assert {a.label for a in answers} == {1} and {a.source for a in answers} == {"cluster"}
+        assert len({a.interaction for a in answers}) == 1
+        assert sum(a.cost for a in answers) == 1.0
+    else:
+        assert len(answers) == 1 and answers[0].index == DECLINED and answers[0].label is None
+        assert answers[0].cost == 1.0 and answers[0].source == "cluster"
+
+
+def test_threshold_is_a_parameter() -> None:
+    oracle = al.SimulatedOracle(_cluster(10, 6), num_classes=3, cluster_threshold=0.6)
+    assert oracle.answer(al.Query(np.zeros(0, np.int64), groups=(np.arange(10),)))[0].label == 1
+    oracle = al.SimulatedOracle(_cluster(10, 9), num_classes=3, cluster_threshold=0.95)
+    assert oracle.answer(al.Query(np.zeros(0, np.int64), groups=(np.arange(10),)))[0].index == DECLINED
+
+
+def test_cluster_labels_count_once_per_cluster_in_the_books() -> None:
+    targets = np.array([0] * 10 + [1] * 9 + [2] + [0, 1] * 5 + [2, 2, 2])
+    pools = al.Pools(torch.zeros(targets.size, 2), num_classes=3)
+    oracle = al.SimulatedOracle(targets, num_classes=3)
+    query = al.Query(np.array([30, 31, 32]), groups=(np.arange(10), np.arange(10, 20), np.arange(20, 30)))
+    entries = pools.record(oracle.answer(query), cycle=1)
+    # 3 samples + 2 accepted clusters + 1 declined cluster = 6 interactions
+    assert pools.n_interactions == 6
+    assert pools.n_labeled == 3 + 10 + 10 and pools.n_declined == 1
+    assert pools.total_cost == 6.0
+    assert pools.unlabeled.tolist() == list(range(20, 30))
+    assert pools.labels_of(np.arange(10, 20)).tolist() == [1] * 10  # one wrong (index 19 is class 2)
+    assert len({e.interaction for e in entries if e.source == "cluster"}) == 3
+    assert oracle.audit(np.arange(10, 20), [1] * 10) == pytest.approx(0.9)
+    fresh = al.Pools(torch.zeros(targets.size, 2), num_classes=3)
+    fresh.load_state_dict(pools.state_dict())
+    assert fresh.n_interactions == 6 and fresh.n_declined == 1 and fresh.labeled.tolist() == pools.labeled.tolist()
+
+
+def test_pools_refuse_a_declined_answer_that_carries_a_label() -> None:
+    pools = al.Pools(torch.zeros(4, 2), num_classes=3)
+    with pytest.raises(InvalidInputError, match="declined interaction"):
+        pools.record([al.Answer(DECLINED, 1, True, 1.0, "cluster", 0)])
+
+
+def test_validate_selection_checks_queries() -> None:
+    pools = al.Pools(torch.zeros(20, 2), num_classes=3)
+    pools.record([al.Answer(0, 1)])
+    ok = al.Query(np.array([1, 2]), groups=(np.array([3, 4, 5]),))
+    assert isinstance(validate_selection(ok, pools, 3), al.Query)
+    with pytest.raises(SelectionError, match="3 interactions .* expected exactly 4"):
+        validate_selection(ok, pools, 4)
+    with pytest.raises(SelectionError, match="duplicate"):
+        validate_selection(al.Query(np.array([1]), groups=(np.array([1, 2]),)), pools, 2)
+    with pytest.raises(SelectionError, match="not in the unlabeled pool"):
+        validate_selection(al.Query(np.array([1]), groups=(np.array([0, 2]),)), pools, 2)
+    with pytest.raises(SelectionError, match="empty"):
+        validate_selection(al.Query(np.array([1]), groups=(np.array([], np.int64),)), pools, 2)
+
+
+@pytest.mark.parametrize("scenario,switch_at,expected", [
+    ("cluster", None, (0, 10)),
+    ("sample+cluster", None, (3, 7)),
+    ("cluster+sample", None, (7, 3)),
+    ("sample+cluster", 34, (4, 6)),   # 30 interactions so far: 4 more samples, then clusters
+    ("cluster+sample", 34, (6, 4)),
+    ("cluster+sample", 10, (10, 0)),  # switch passed: samples only
+])
+def test_phase_budgets(scenario: str, switch_at: int | None, expected: tuple[int, int]) -> None:
+    pools = al.Pools(torch.zeros(40, 2), num_classes=3)
+    pools.record([al.Answer(i, 0) for i in range(30)])
+    s = al.strategies.get("cluster_annotation", scenario=scenario, switch_at=switch_at, split=0.3)
+    assert s.phase_budgets(pools, 10) == expected
+
+
+def test_loop_books_cluster_labels_and_their_true_accuracy() -> None:
+    x, y = blobs(240, seed=0)
+    net = al.backbones.MLP(16, 3, hidden=(32, 16))
+    model = al.ALModel(net, num_classes=3, device="cpu", seed=0)
+    pools = al.Pools(x, num_classes=3)
+    oracle = al.SimulatedOracle(y, num_classes=3)
+    strategy = al.strategies.get("cluster_annotation", scenario="sample+cluster", cluster_size=20, seed=0)
+    loop = al.ActiveLoop(model, strategy, oracle, pools, test=(x, torch.as_tensor(y)), budget=6, cycles=3, initial=12,
+                         trainer=al.Trainer(al.TrainConfig(epochs=3, batch_size=16)), progress=False)
+    h = loop.run()
+    assert h.column("interactions").tolist() == [12, 18, 24]  # one per sample, one per cluster
+    cluster_entries = [e for e in pools.log if e.source == "cluster" and e.index >= 0]
+    first = [e for e in cluster_entries if e.cycle == 1]
+    assert h[0].extra["cluster_labeled"] == len(first) > 0
+    truth = np.mean([y[e.index] == e.label for e in first])
+    assert h[0].extra["cluster_label_accuracy"] == pytest.approx(truth)
+    assert h[0].extra["clusters_accepted"] + h[0].extra["clusters_declined"] == 3
+    assert pools.n_labeled == 12 + 2 * 3 + len(cluster_entries)  # initial + 3 samples per query + cluster labels
+
+
+def test_cluster_strategy_proposes_disjoint_clusters_of_the_asked_size() -> None:
+    s = make_setup("cluster_annotation", params={"cluster_size": 30, "rank": "compact"})
+    q = s.strategy.select(s.model, s.pools, 4)
+    assert isinstance(q, al.Query) and len(q.indices) == 0 and len(q.groups) == 4
+    members = np.concatenate(q.groups)
+    assert np.unique(members).size == members.size and s.pools.unlabeled_mask[members].all()
+    # 210 unlabeled / 30 per cluster = 7 clusters: about 30 members each
+    assert 10 <= np.mean([g.size for g in q.groups]) <= 60
+
+
+def test_kmeans_recovers_separated_blobs_and_is_seeded() -> None:
+    rng = np.random.default_rng(0)
+    centers = np.array([[0, 0], [10, 0], [0, 10], [10, 10]], dtype=np.float32)
+    truth = np.repeat(np.arange(4), 50)
+    x = torch.from_numpy(centers[truth] + rng.normal(scale=0.5, size=(200, 2)).astype(np.float32))
+    labels, c = kmeans(x, 4, seed=3)
+    lab = labels.numpy()
+    # each true blob maps to exactly one cluster
+    assert all(np.unique(lab[truth == t]).size == 1 for t in range(4)) and np.unique(lab).size == 4
+    labels2, _ = kmeans(x, 4, seed=3, chunk_size=7)
+    np.testing.assert_array_equal(lab, labels2.numpy())
+    sk, _ = kmeans(x, 4, seed=3, sklearn_below=10_000)
+    assert np.unique(sk.numpy()).size == 4
+    with pytest.raises(al.exceptions.InvalidParameterError, match="k must be an int in 1..200"):
+        kmeans(x, 0)
+
+
+def test_imbalanced_blobs_has_the_paper_sizes_and_is_seeded() -> None:
+    b = al.datasets.imbalanced_blobs(seed=2)
+    assert b.train_x.shape == (2550, 2) and np.bincount(b.train_y.numpy()).tolist() == [2000, 500, 50]
+    again = al.datasets.imbalanced_blobs(seed=2)
+    assert torch.equal(b.train_x, again.train_x) and not torch.equal(b.train_x, al.datasets.imbalanced_blobs(seed=3).train_x)
+    assert al.datasets.load("imbalanced_blobs", sizes=(10, 10, 5)).num_train == 25
