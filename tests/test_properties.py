@@ -83,7 +83,8 @@ def test_strategy_contract_on_adversarial_pools(name: str, p: dict) -> None:
         warnings.simplefilter("ignore")  # budget > pool warns by design
         picks = strategy.select(model, pools, budget)
     chosen = validate_selection(picks, pools, budget)  # unique, unlabeled, exactly min(budget, n_unlabeled)
-    assert chosen.size == min(budget, pools.n_unlabeled)
+    n_chosen = chosen.indices.size + len(chosen.groups) if isinstance(chosen, al.Query) else chosen.size
+    assert n_chosen == min(budget, pools.n_unlabeled)
     if isinstance(strategy, ScoreStrategy):
         cand = pools.unlabeled
         scores = np.asarray(strategy.score(model, pools, cand), dtype=np.float64)
@@ -91,7 +92,11 @@ def test_strategy_contract_on_adversarial_pools(name: str, p: dict) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         again = strategy.select(model, pools, budget)
-    np.testing.assert_array_equal(picks, again)  # ties broken the same way every time
+    if isinstance(picks, al.Query):  # cluster queries: same samples and same clusters
+        np.testing.assert_array_equal(picks.indices, again.indices)
+        assert [g.tolist() for g in picks.groups] == [g.tolist() for g in again.groups]
+    else:
+        np.testing.assert_array_equal(picks, again)  # ties broken the same way every time
 
 
 # ------------------------------------------------------------------------ ops
@@ -169,6 +174,36 @@ def test_jenks_breaks_and_labels(values: list[float], data) -> None:
     assert (np.diff(labels[order]) >= 0).all()  # classes are contiguous in value
 
 
+@FAST
+@given(p=matrix, k=st.integers(1, 6))
+def test_kmeans_labels_in_range_and_centers_finite(p: dict, k: int) -> None:
+    x = _matrix(p)
+    k = min(k, p["n"])
+    labels, centers = ops.kmeans(x, k, n_iter=10, seed=0)
+    labels = labels.cpu().numpy()
+    assert labels.shape == (p["n"],) and labels.min() >= 0 and labels.max() < k
+    assert centers.shape[0] == k and bool(torch.isfinite(centers).all())
+
+
+@FAST
+@given(p=matrix, c=st.integers(2, 5))
+def test_representer_ops_are_finite(p: dict, c: int) -> None:
+    f = ops.with_bias(torch.as_tensor(_matrix(p), dtype=torch.float64) / max(1.0, p["scale"]))
+    assert f.shape == (p["n"], p["d"] + 1)
+    logits = torch.as_tensor(np.random.default_rng(p["seed"]).normal(size=(p["n"], c)))
+    y = torch.arange(p["n"]) % c
+    grad = ops.cross_entropy_logit_grad(logits, y)
+    alpha = ops.representer_alpha(grad, 0.01)
+    values = ops.representer_values(alpha, f, f)
+    probs = torch.softmax(logits, dim=1)
+    scores = ops.ibal_scores(probs, f, f, 0.01)
+    for t in (grad, alpha, values, scores):
+        assert bool(torch.isfinite(t).all())
+    assert scores.shape == (p["n"],)
+    torch.testing.assert_close(grad.sum(dim=1), torch.zeros(p["n"], dtype=grad.dtype), atol=1e-9, rtol=0)
+
+
 def test_every_op_is_covered() -> None:
-    covered = {"kcenter_greedy", "min_distances", "lsh_density", "knn_density", "jenks_breaks", "jenks_labels"}
+    covered = {"kcenter_greedy", "min_distances", "lsh_density", "knn_density", "jenks_breaks", "jenks_labels",
+               "kmeans", "with_bias", "cross_entropy_logit_grad", "representer_alpha", "representer_values", "ibal_scores"}
     assert set(ops.__all__) <= covered, f"add property tests for {sorted(set(ops.__all__) - covered)}"

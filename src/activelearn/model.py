@@ -239,7 +239,8 @@ class ALModel(nn.Module):
         """Class probabilities (or per-class scores of a replacing head)."""
         ext = self.head_extension
         if ext is not None:
-            return ext.head_probs(out)
+            probs = ext.head_probs(out)
+            return probs[:, : self.num_classes] if self.open_set else probs
         logits = out.logits.float()
         return F.softmax(logits[:, : self.num_classes] if self.open_set else logits, dim=1)
 
@@ -292,7 +293,8 @@ class ALModel(nn.Module):
             ext = self.extensions[name]
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed + 7919 * (len(self._built) + 1))
-                ext.build(dim, shapes, self.num_classes)  # type: ignore[operator]
+                # with the K+1 device, extensions see the 'not in task' class too (the trainer uses target K)
+                ext.build(dim, shapes, self.num_classes + int(self.open_set))  # type: ignore[operator]
             ext.to(self.device)
             self._ext_initial[name] = copy.deepcopy({k: v.detach().cpu() for k, v in ext.state_dict().items()})
             self._built.add(name)

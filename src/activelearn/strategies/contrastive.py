@@ -188,7 +188,7 @@ class _ContrastiveClusters(Strategy):
             self._stages += 1
             feats = self._rep.features(pools.inputs, np.arange(pools.n), device)
             self._fit_classifier(feats, pools, k, gen)
-        centroids, assign = kmeans(feats, min(k + 1, pools.n), n_iter=self.kmeans_iter, seed=seed + int(pools.cycle), device=device)
+        assign, centroids = kmeans(feats, min(k + 1, pools.n), n_iter=self.kmeans_iter, seed=seed + int(pools.cycle), device=device)
         dist = (feats - centroids[assign]).norm(dim=1)
         self._state = {"key": key, "assign": assign.cpu().numpy(), "dist": dist.cpu().numpy(), "k": k, "loss": loss}
         return self._state
