@@ -54,23 +54,24 @@ def test_loop_rejects_invalid_selections(mode: str, message: str) -> None:
         loop.run()
 
 
-def test_loop_checks_the_strategy_needs_against_the_model() -> None:
+def _digits_regression() -> al.datasets.DatasetBundle:
+    """Digits with the class index as a regression target (MSE task)."""
     bundle = al.datasets.digits()
-    reg = al.datasets.DatasetBundle(
+    return al.datasets.DatasetBundle(
         name="digits_reg", train_x=bundle.train_x, train_y=bundle.train_y.float(), test_x=bundle.test_x,
         test_y=bundle.test_y.float(), num_classes=1, task="regression", input_shape=bundle.input_shape,
     )
+
+
+def test_loop_checks_the_strategy_needs_against_the_model() -> None:
+    reg = _digits_regression()
     loop = make_loop(reg, "entropy", initial=20, budget=5, cycles=2, progress=False, train=al.TrainConfig(epochs=1, loss="mse"))
     with pytest.raises(InvalidParameterError, match=r"needs model outputs \['probs'\]"):
         loop.run()
 
 
 def test_regression_loop_with_a_task_agnostic_strategy() -> None:
-    bundle = al.datasets.digits()
-    reg = al.datasets.DatasetBundle(
-        name="digits_reg", train_x=bundle.train_x, train_y=bundle.train_y.float(), test_x=bundle.test_x,
-        test_y=bundle.test_y.float(), num_classes=1, task="regression", input_shape=bundle.input_shape,
-    )
+    reg = _digits_regression()
     history = make_loop(reg, "coreset", initial=40, budget=40, cycles=3, progress=False, train=al.TrainConfig(epochs=30, loss="mse")).run()
     mse = history.metric("mse")
     assert np.isfinite(mse).all() and mse[-1] < mse[0]
