@@ -9,7 +9,10 @@ every strategy trains with DACS's auxiliary head attached.
 Writes, under ``--out``: one ``<strategy>/seed<k>/history.json`` per run
 (saved after every cycle, so an interrupted run can be reported and resumed),
 ``rmnist.md`` (accuracy per cycle, mean ± std over trials, with the paper's
-Table 2 rows) and ``learning_curves.png``.
+Table 2 rows, and each strategy's mean subset information and diversity from
+:class:`activelearn.analysis.SelectionAnalyzer`) and ``learning_curves.png``.
+Any registered or combined name works, e.g. the model-changing strategies
+``learning_loss``, ``ncenet``, ``dacs+learning_loss``, ``dacs+ncenet``.
 
 Examples
 --------
@@ -36,6 +39,7 @@ from pathlib import Path
 import torch
 
 from activelearn import datasets
+from activelearn.analysis import SelectionAnalyzer, selection_table
 from activelearn.configs import preset
 from activelearn.experiment import make_loop
 from activelearn.extensions import AuxiliaryHead
@@ -83,7 +87,11 @@ def report(out: Path, names: list[str], seeds: list[int], header: str = "") -> s
         return "no finished cycles yet"
     table = comparison_table(runs, reference=PAPER)
     counts = ", ".join(f"{n}: {len(hs)} trial(s), {min(len(h) for h in hs)} cycle(s)" for n, hs in runs.items())
-    text = f"{header}Test accuracy (%) by labeled-set size, mean ± std over trials ({counts}).\n\n{table}\n"
+    text = (
+        f"{header}Test accuracy (%) by labeled-set size, mean ± std over trials ({counts}).\n\n{table}\n\n"
+        "Mean over cycles of each selection's normalised subset information and diversity (mean pairwise\n"
+        f"Euclidean distance of the selected embeddings), from `activelearn.analysis`:\n\n{selection_table(runs)}\n"
+    )
     (out / "rmnist.md").write_text(text)
     try:
         plot_curves(runs, out / "learning_curves.png")
@@ -117,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
                     cycles=cycles, device=args.device, out_dir=sub, progress=False,
                     extensions=[] if args.no_aux_head else [AuxiliaryHead()],
                 )
+                loop.callbacks.append(SelectionAnalyzer())  # DACS Fig. 5: information and diversity per cycle
                 history = loop.run()
                 acc = " ".join(f"{a * 100:.1f}" for a in history.metric("accuracy"))
                 print(f"{name} seed {seed}: {acc} ({time.perf_counter() - t0:.0f} s)", flush=True)

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from activelearn import datasets
-from activelearn.analysis import SelectionAnalyzer
+from activelearn.analysis import SelectionAnalyzer, selection_table
 from activelearn.configs import preset
 from activelearn.experiment import make_loop
 from activelearn.history import History, comparison_table
@@ -118,13 +118,6 @@ def write_table(args: argparse.Namespace, runs: dict[str, list[History]], second
     table = comparison_table(runs, reference=PAPER)
     all_runs = [h for hs in runs.values() for h in hs]
     mean_seconds = sum(sum(r.train_seconds + r.select_seconds for r in h.records) for h in all_runs) / max(len(all_runs), 1)
-    info = []
-    for name, hs in runs.items():
-        vals = [h.column("subset_information") for h in hs]
-        divs = [h.column("subset_diversity") for h in hs]
-        m_i = torch.tensor([v[:-1].tolist() for v in vals]).nanmean().item()
-        m_d = torch.tensor([v[:-1].tolist() for v in divs]).nanmean().item()
-        info.append(f"| {name} | {m_i:.4f} | {m_d:.2f} |")
     cmd = " ".join(["OMP_NUM_THREADS=1 PYTHONPATH=src python examples/rmnist_model_strategies.py", *sys.argv[1:]])
     text = (
         "# Repeated MNIST: Learning Loss and NCE-Net\n\n"
@@ -138,7 +131,7 @@ def write_table(args: argparse.Namespace, runs: dict[str, list[History]], second
         f"{table}\n\n"
         "Mean over cycles of the selection's normalised subset information and its diversity "
         "(mean pairwise Euclidean distance of the selected embeddings), from `activelearn.analysis`:\n\n"
-        "| strategy | subset information | subset diversity |\n|---|---:|---:|\n" + "\n".join(info) + "\n"
+        f"{selection_table(runs)}\n"
     )
     path = Path(args.table)
     path.parent.mkdir(parents=True, exist_ok=True)

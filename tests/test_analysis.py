@@ -10,7 +10,8 @@ import torch
 from scipy.spatial.distance import pdist
 
 import activelearn as al
-from activelearn.analysis import SelectionAnalyzer, sample_information, subset_diversity, subset_information
+from activelearn.analysis import SelectionAnalyzer, sample_information, selection_table, subset_diversity, subset_information
+from activelearn.history import CycleRecord, History
 
 
 def test_information_hand_values() -> None:
@@ -50,3 +51,17 @@ def test_analyzer_records_every_selecting_cycle(tmp_path) -> None:  # type: igno
     assert (info[:2] > 0).all() and (info[:2] <= 1).all() and (div[:2] > 0).all()
     saved = al.History.load_json(tmp_path / "history.json")
     assert saved[0].extra["subset_information"] == pytest.approx(info[0])
+
+
+def _history(extras: list[dict[str, float]]) -> History:
+    records = [CycleRecord(cycle=i, n_labeled=10 * (i + 1), interactions=10 * (i + 1), cost=10.0 * (i + 1), metrics={"accuracy": 0.5}, extra=e) for i, e in enumerate(extras)]
+    return History(records=records)
+
+
+def test_selection_table_means_over_scored_cycles_and_trials() -> None:
+    a1 = _history([{"subset_information": 0.1, "subset_diversity": 2.0}, {"subset_information": 0.3, "subset_diversity": 4.0}, {}])
+    a2 = _history([{"subset_information": 0.2, "subset_diversity": 3.0}, {}])
+    plain = _history([{}, {}])
+    table = selection_table({"a": [a1, a2], "plain": [plain]}).splitlines()
+    assert table[2] == "| a | 0.2000 | 3.00 |"  # (0.1 + 0.3 + 0.2) / 3, (2 + 4 + 3) / 3; unscored cycles ignored
+    assert table[3] == "| plain | n/a | n/a |"

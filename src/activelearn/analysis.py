@@ -26,6 +26,7 @@ Definitions
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,10 +35,10 @@ import torch
 from .exceptions import InvalidInputError, InvalidParameterError
 
 if TYPE_CHECKING:
-    from .history import CycleRecord
+    from .history import CycleRecord, History
     from .loop import ActiveLoop
 
-__all__ = ["sample_information", "subset_information", "subset_diversity", "SelectionAnalyzer"]
+__all__ = ["sample_information", "subset_information", "subset_diversity", "SelectionAnalyzer", "selection_table"]
 
 
 def _as_tensor(x: Any) -> torch.Tensor:
@@ -162,3 +163,26 @@ class SelectionAnalyzer:
             record.extra["subset_information_raw"] = subset_information(probs, rows, normalize=False)
         feats = model.outputs(pools, selected, self.feature)[self.feature]
         record.extra["subset_diversity"] = subset_diversity(feats, metric=self.metric, chunk_size=self.chunk_size)
+
+
+def selection_table(runs: "dict[str, Sequence[History]]") -> str:
+    """Markdown table of each strategy's mean subset information and diversity.
+
+    The mean runs over every cycle that selected something (the cycles
+    :class:`SelectionAnalyzer` scored) and over all trials; a strategy whose
+    histories carry no analysis shows ``n/a``.
+
+    Parameters
+    ----------
+    runs : dict of str to sequence of History
+        Histories per strategy, as for :func:`activelearn.history.comparison_table`.
+    """
+    rows = ["| strategy | subset information | subset diversity |", "|---|---:|---:|"]
+    for name, histories in runs.items():
+        cells = []
+        for key, fmt in (("subset_information", "{:.4f}"), ("subset_diversity", "{:.2f}")):
+            values = np.concatenate([h.column(key) for h in histories]) if histories else np.array([])
+            values = values[~np.isnan(values)]
+            cells.append(fmt.format(values.mean()) if values.size else "n/a")
+        rows.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    return "\n".join(rows)
