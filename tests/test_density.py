@@ -108,6 +108,14 @@ def test_lsh_blocked_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     np.testing.assert_allclose(grouped.numpy(), full.numpy(), atol=1e-12)
 
 
+def test_lsh_hash_in_row_blocks_matches_brute_force(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory bound of the hashing: 4-row projection blocks give the definition's buckets."""
+    z = np.random.default_rng(5).normal(size=(53, 5))
+    monkeypatch.setattr(dens_mod, "_MAX_BLOCK", 40)  # 40 // 10 buckets = 4 rows per projection block
+    got = lsh_density(z, 10, 2, seed=3, device="cpu")
+    np.testing.assert_allclose(got.numpy(), brute_lsh(z, 10, 2, 3), rtol=0, atol=1e-12)
+
+
 def _blobs(n_per: int = 400, d: int = 16, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     spreads = [0.1, 0.2, 0.4, 0.8, 1.2, 1.6, 2.0, 3.0]

@@ -62,12 +62,17 @@ def _lsh_buckets(zn: torch.Tensor, n_buckets: int, generator: torch.Generator) -
     Returns
     -------
     torch.Tensor of int64, shape (N,)
-        Bucket ids in ``[0, n_buckets)``.
+        Bucket ids in ``[0, n_buckets)``, computed in row blocks of at most
+        ``2**24 / n_buckets`` rows.
     """
     r = torch.randn(zn.shape[1], n_buckets // 2, generator=generator, dtype=torch.float64)
     r = r.to(device=zn.device, dtype=zn.dtype)
-    proj = zn @ r
-    return torch.argmax(torch.cat([proj, -proj], dim=1), dim=1)
+    out = torch.empty(zn.shape[0], dtype=torch.int64, device=zn.device)
+    rows = max(1, _MAX_BLOCK // n_buckets)  # row blocks: memory O(block * n_buckets), not O(N * n_buckets)
+    for r0 in range(0, zn.shape[0], rows):
+        proj = zn[r0 : r0 + rows] @ r
+        out[r0 : r0 + rows] = torch.argmax(torch.cat([proj, -proj], dim=1), dim=1)
+    return out
 
 
 def _chunk_sums(zs: torch.Tensor, m: int) -> torch.Tensor:
@@ -170,7 +175,9 @@ def lsh_density(
       (which looks back at it), have fewer neighbours and lower densities.
     * All-zero rows stay zero after normalisation: cosine 0 with everything,
       contributing 0.
-    * Memory is O(N * m): similarity blocks of at most 2**24 entries of shape
+    * Memory is O(N * d) for the normalised and sorted copies of ``z`` plus
+      blocks of at most 2**24 entries: the hashing projects row blocks, and the
+      similarity blocks have shape
       ``(chunks, m, 2m)`` (or row blocks of one chunk when ``m`` is large);
       time O(n_rounds * N * m * d).
 
