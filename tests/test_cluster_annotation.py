@@ -149,3 +149,9 @@ def test_imbalanced_blobs_has_the_paper_sizes_and_is_seeded() -> None:
     again = al.datasets.imbalanced_blobs(seed=2)
     assert torch.equal(b.train_x, again.train_x) and not torch.equal(b.train_x, al.datasets.imbalanced_blobs(seed=3).train_x)
     assert al.datasets.load("imbalanced_blobs", sizes=(10, 10, 5)).num_train == 25
+
+
+def test_cluster_query_cannot_be_squeezed() -> None:
+    s = make_setup("cluster_annotation+entropy", params={"first__cluster_size": 30, "first__rank": "compact"})
+    with pytest.raises(al.exceptions.InvalidParameterError, match="cluster Query, which cannot be squeezed"):
+        s.strategy.select(s.model, s.pools, 4)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..exceptions import InvalidParameterError
+from ..oracle import Query
 from .base import ScoreStrategy, Strategy, top_k
 from .registry import get, get_class, register_composer
 
@@ -67,7 +68,13 @@ class ExpandSqueeze(Strategy):
 
     def select(self, model: "ALModel", pools: "Pools", budget: int) -> np.ndarray:
         expanded = min(pools.n_unlabeled, math.ceil(self.eta * budget))
-        cand = np.asarray(self.candidates.select(model, pools, expanded), dtype=np.int64)
+        picked = self.candidates.select(model, pools, expanded)
+        if isinstance(picked, Query):
+            raise InvalidParameterError(
+                f"{self.candidates.name!r} returned a cluster Query, which cannot be squeezed sample by sample; "
+                "use a candidate strategy that returns indices (e.g. 'dacs', 'coreset', 'random')"
+            )
+        cand = np.asarray(picked, dtype=np.int64)
         scores = np.asarray(self.scorer.score(model, pools, cand), dtype=np.float64)
         return top_k(cand, scores, budget)
 
