@@ -12,7 +12,8 @@ Writes, under ``--out``: one ``<strategy>/seed<k>/history.json`` per run
 Table 2 rows, and each strategy's mean subset information and diversity from
 :class:`activelearn.analysis.SelectionAnalyzer`) and ``learning_curves.png``.
 Any registered or combined name works, e.g. the model-changing strategies
-``learning_loss``, ``ncenet``, ``dacs+learning_loss``, ``dacs+ncenet``.
+``learning_loss``, ``ncenet``, ``dacs+learning_loss``, ``dacs+ncenet``, and
+parameters follow a colon (``dacs:cross_group=True``).
 
 Examples
 --------
@@ -41,7 +42,7 @@ import torch
 from activelearn import datasets
 from activelearn.analysis import SelectionAnalyzer, selection_table
 from activelearn.configs import preset
-from activelearn.experiment import make_loop
+from activelearn.experiment import make_loop, parse_label
 from activelearn.extensions import AuxiliaryHead
 from activelearn.history import History, comparison_table, plot_curves
 
@@ -66,6 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-root", default=None, help="MNIST folder (default: the loader's)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-aux-head", action="store_true", help="train the baselines without the auxiliary head")
+    p.add_argument("--aux-scale", type=float, default=10.0, help="cosine scale of the auxiliary head (paper: not given)")
     p.add_argument("--out", default="results/rmnist", help="output folder")
     p.add_argument("--report-only", action="store_true", help="only build the table and plot from saved runs")
     return p.parse_args(argv)
@@ -120,10 +122,11 @@ def main(argv: list[str] | None = None) -> None:
                 if done.exists() and len(History.load_json(done)) >= cycles:
                     continue
                 t0 = time.perf_counter()
+                strategy, params = parse_label(name)
                 loop = make_loop(
-                    data, name, config=config, seed=seed, initial=args.initial, budget=args.budget,
+                    data, strategy, strategy_params=params, config=config, seed=seed, initial=args.initial, budget=args.budget,
                     cycles=cycles, device=args.device, out_dir=sub, progress=False,
-                    extensions=[] if args.no_aux_head else [AuxiliaryHead()],
+                    extensions=[] if args.no_aux_head else [AuxiliaryHead(scale=args.aux_scale)],
                 )
                 loop.callbacks.append(SelectionAnalyzer())  # DACS Fig. 5: information and diversity per cycle
                 history = loop.run()

@@ -25,20 +25,18 @@ one table.
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from activelearn import datasets
 from activelearn.analysis import SelectionAnalyzer, selection_table
 from activelearn.configs import preset
-from activelearn.experiment import make_loop
+from activelearn.experiment import make_loop, parse_label
 from activelearn.history import History, comparison_table
 
 #: The DACS paper's RMNIST accuracies (%) at 0.2%..2.0% labeled (METHODS.md).
@@ -76,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else list(range(args.trials))
     for seed in seeds:  # every strategy gets the first seed before any gets the second
         for label in names:
-            name, params = parse_name(label)
+            name, params = parse_label(label)
             out = Path(args.out) / label.replace(":", "_").replace(",", "_") / f"seed{seed}"
             t0 = time.time()
             if (args.reuse or args.collect) and (out / "history.json").exists():
@@ -99,19 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     if runs:
         write_table(args, runs, time.time() - start)
     return 0
-
-
-def parse_name(label: str) -> tuple[str, dict[str, Any]]:
-    """``"ncenet:distance=cosine:prototypes=2"`` -> ``("ncenet", {"distance": "cosine", "prototypes": 2})``."""
-    name, *items = label.split(":")
-    params: dict[str, Any] = {}
-    for item in items:
-        key, _, raw = item.partition("=")
-        try:
-            params[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            params[key] = raw
-    return name, params
 
 
 def write_table(args: argparse.Namespace, runs: dict[str, list[History]], seconds: float) -> None:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -27,9 +28,30 @@ from .pools import Pools
 from .strategies.base import Strategy
 from .trainer import TrainConfig, Trainer
 
-__all__ = ["make_loop", "run_experiment", "compare", "loop_from_recipe"]
+__all__ = ["make_loop", "run_experiment", "compare", "loop_from_recipe", "parse_label"]
 
 _PLAIN = (int, float, str, bool, type(None))
+
+
+def parse_label(label: str) -> tuple[str, dict[str, Any]]:
+    """Split a strategy label with parameters into its name and keyword arguments.
+
+    ``"ncenet:distance=cosine:prototypes=2"`` gives ``("ncenet", {"distance": "cosine",
+    "prototypes": 2})``; values are Python literals where they parse as one, else strings.
+    Labels let scripts run variants of one strategy side by side
+    (``"dacs,dacs:cross_group=True"``).
+    """
+    name, *items = label.split(":")
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidParameterError(f"strategy label parameters are key=value after ':', got {item!r} in {label!r}")
+        try:
+            params[key.strip()] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            params[key.strip()] = raw
+    return name.strip(), params
 
 
 def _is_plain(obj: Any) -> bool:
