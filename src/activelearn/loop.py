@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
+from . import distributed as dist_helpers
 from ._validation import as_index_array, check_nonnegative_int, check_positive_int
 from .determinism import deterministic_mode
 from .exceptions import CheckpointError, InvalidInputError, InvalidParameterError, OracleError, SelectionError
@@ -142,6 +143,12 @@ class ActiveLoop:
 
     Notes
     -----
+    Under ``torchrun`` (:mod:`activelearn.distributed`) every rank runs the
+    same loop on the same pools: the oracle is asked on rank 0 only and its
+    answers are broadcast, and only rank 0 writes ``history.*`` and
+    checkpoints; training and model passes are sharded (see
+    ``docs/distributed.md``).
+
     Every record's ``extra`` holds the open-set books at training time:
     ``in_task_labels``, ``rejected``, ``examined``, ``wasted_cost`` (cost
     spent on "not in task" answers), and, for cycles that selected,
@@ -235,7 +242,8 @@ class ActiveLoop:
             query = Query(indices=indices.indices, groups=indices.groups, cycle=cycle)
         else:
             query = Query(indices=np.asarray(indices, dtype=np.int64), cycle=cycle)
-        answers = self.oracle.answer(query)
+        # one process asks (a person answers once); every rank records the same answers
+        answers = dist_helpers.broadcast_object(self.oracle.answer(query) if dist_helpers.is_main_process() else None)
         asked = set(query.all_indices.tolist())
         answered = {a.index for a in answers if a.index != DECLINED}
         if answered - asked:
@@ -337,7 +345,7 @@ class ActiveLoop:
         }
 
     def _save(self, stage: str, **kwargs: Any) -> None:
-        if self.checkpoint and self.out_dir is not None:
+        if self.checkpoint and self.out_dir is not None and dist_helpers.is_main_process():
             ckpt.save_checkpoint(self, stage, **kwargs)
 
     def restore(self, out_dir: str | Path | None = None, *, state: dict[str, Any] | None = None) -> "ActiveLoop":
@@ -419,7 +427,7 @@ class ActiveLoop:
                 cycles.set_postfix(acc=f"{record.metrics['accuracy']:.3f}", labeled=record.n_labeled)  # type: ignore[union-attr]
             for cb in self.callbacks:  # before saving, so what callbacks add to record.extra is saved
                 cb(self, record)
-            if self.out_dir is not None:
+            if self.out_dir is not None and dist_helpers.is_main_process():
                 self.history.save_json(self.out_dir / "history.json")
                 self.history.save_csv(self.out_dir / "history.csv")
             self._save("cycle")
