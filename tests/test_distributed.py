@@ -202,7 +202,7 @@ def _loop(strategy: str, out_dir: str | None) -> al.ActiveLoop:
 def _loop_worker(rank: int, port: int, out: str) -> None:
     _init(rank, port)
     result = {}
-    for name in ("coreset", "dacs", "entropy"):
+    for name in ("coreset", "dacs"):
         history = _loop(name, str(Path(out, name, f"rank{rank}"))).run()
         result[name] = {"selected": [r.selected for r in history.records], "loss": [r.metrics["train_loss"] for r in history.records]}
     Path(out, f"loop{rank}.json").write_text(json.dumps(result))
@@ -213,9 +213,13 @@ def test_two_process_loop_agrees_and_only_rank0_writes(tmp_path: Path) -> None:
     _spawn(_loop_worker, str(tmp_path))
     r0, r1 = (json.loads((tmp_path / f"loop{r}.json").read_text()) for r in range(WORLD))
     assert r0 == r1  # same picks and the same (all-reduced) training loss on both ranks
-    for name in ("coreset", "dacs", "entropy"):
+    for name in ("coreset", "dacs"):
         sel = r0[name]["selected"]
         assert [len(s) for s in sel] == [7, 7, 0]
+        # the data-parallel training reproduces one process up to float rounding, so the picks match here too
+        single = _loop(name, None).run()
+        assert sel == [r.selected for r in single.records]
+        np.testing.assert_allclose(r0[name]["loss"], [r.metrics["train_loss"] for r in single.records], rtol=1e-5)
         assert len(set(sel[0]) | set(sel[1])) == 14
         assert (tmp_path / name / "rank0" / "history.json").is_file()
         assert (tmp_path / name / "rank0" / "checkpoint.pt").is_file()
@@ -244,3 +248,23 @@ def test_memmap_embeddings_round_trip_and_kcenter(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setattr(kc, "_BLOCK_ELEMS", 256)
     assert kcenter_greedy(read_embeddings(path), 9, labeled=[0, 149]).tolist() == kcenter_greedy(np.asarray(mm).copy(), 9, labeled=[0, 149]).tolist()
+
+
+def test_training_batch_split_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    from activelearn.trainer import _rank_piece
+
+    part = np.arange(10, 15)
+    monkeypatch.setattr(D, "world_size", lambda: 2)
+    got = {}
+    for r in range(2):
+        monkeypatch.setattr(D, "rank", lambda r=r: r)
+        got[r] = _rank_piece(part, has_batchnorm=False)
+    assert got[0][0].tolist() == [10, 11, 12] and got[1][0].tolist() == [13, 14]
+    assert got[0][1] == pytest.approx(3 / 5) and got[1][1] == pytest.approx(2 / 5)
+    # batch-norm: a one-sample slice is left out and the other slice carries the whole batch
+    monkeypatch.setattr(D, "rank", lambda: 1)
+    piece, w = _rank_piece(part[:3], has_batchnorm=True)
+    assert piece.size == 0 and w == 0.0
+    monkeypatch.setattr(D, "rank", lambda: 0)
+    piece, w = _rank_piece(part[:3], has_batchnorm=True)
+    assert piece.tolist() == [10, 11] and w == 1.0
