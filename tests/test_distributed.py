@@ -121,8 +121,21 @@ def _select_worker(rank: int, port: int, out: str) -> None:
     for case in _dacs_cases():
         picks = dacs_select(case["zu"], case["zl"], case["budget"], distributed=True, **_dacs_kwargs(case))
         results["dacs"].append(picks.tolist())
+    # helpers: gathers of uneven shards, rank-0-only calls that share results and errors
+    a, b = D.shard_range(5)
+    results["gathered"] = D.all_gather_rows(torch.arange(a, b, dtype=torch.float64)[:, None] * torch.ones(1, 2)).tolist()
+    results["shared"] = D.on_main_process(lambda: {"rank": D.rank()}, share_result=True)
+    results["not_shared"] = D.on_main_process(lambda: D.rank())
+    try:
+        D.on_main_process(_fail)
+    except Exception as exc:  # noqa: BLE001
+        results["error"] = [type(exc).__name__, str(exc)]
     Path(out, f"rank{rank}.json").write_text(json.dumps(results))
     D.cleanup()
+
+
+def _fail() -> None:
+    raise al.exceptions.InvalidInputError("disk full")
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +174,15 @@ def test_distributed_dacs_equals_single_process(distributed_picks: list[dict[str
     expected = dacs_select(case["zu"], case["zl"], case["budget"], **_dacs_kwargs(case)).tolist()
     for r in range(WORLD):
         assert distributed_picks[r]["dacs"][i] == expected, r
+
+
+def test_helpers_gather_share_and_propagate_errors(distributed_picks: list[dict[str, Any]]) -> None:
+    for r in range(WORLD):
+        got = distributed_picks[r]
+        assert got["gathered"] == [[float(i)] * 2 for i in range(5)]  # shards of 3 and 2 rows, in rank order
+        assert got["shared"] == {"rank": 0}
+        assert got["error"] == ["InvalidInputError", "disk full"]  # raised on every rank, not only rank 0
+    assert distributed_picks[0]["not_shared"] == 0 and distributed_picks[1]["not_shared"] is None
 
 
 def test_single_process_fallback_is_plain_kcenter() -> None:

@@ -191,14 +191,16 @@ def broadcast_object(obj: T, src: int = 0) -> T:
     return box[0]  # type: ignore[return-value]
 
 
-def on_main_process(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
-    """Run ``fn`` on rank 0 only (e.g. to write files), then let every rank continue together.
+def on_main_process(fn: Callable[..., T], *args: Any, share_result: bool = False, **kwargs: Any) -> T | None:
+    """Run ``fn`` on rank 0 only (writing files, asking a person), then continue together.
 
     Every rank must call this at the same point.  Rank 0 runs ``fn``; its
-    result is returned on rank 0 (None elsewhere).  If ``fn`` raises on rank 0,
-    the other ranks raise a :class:`RuntimeError` naming the error instead of
-    waiting forever in a later collective.  In a single process this is just
-    ``fn(*args, **kwargs)``.
+    result is returned on rank 0, and on every rank with ``share_result=True``
+    (broadcast, pickled), else None elsewhere.  If ``fn`` raises on rank 0,
+    every rank raises: rank 0 the original exception, the others a copy of it
+    (or a :class:`RuntimeError` naming it when it cannot be pickled), so no
+    rank is left waiting in a later collective.  In a single process this is
+    just ``fn(*args, **kwargs)``.
     """
     if not is_distributed():
         return fn(*args, **kwargs)
@@ -209,12 +211,27 @@ def on_main_process(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None
             result = fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - re-raised below on every rank
             error = exc
-    message = broadcast_object(None if error is None else f"{type(error).__name__}: {error}")
+    if rank() == 0:
+        outcome: Any = ("error", _portable(error)) if error is not None else ("ok", result if share_result else None)
+    else:
+        outcome = None
+    kind, value = broadcast_object(outcome)
     if error is not None:
         raise error
-    if message is not None:
-        raise RuntimeError(f"rank 0 failed while writing: {message}")
-    return result
+    if kind == "error":
+        raise value
+    return result if rank() == 0 else value
+
+
+def _portable(error: BaseException) -> BaseException:
+    """The exception itself if it survives pickling, else a RuntimeError naming it."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:  # noqa: BLE001
+        return RuntimeError(f"rank 0 failed: {type(error).__name__}: {error}")
 
 
 def cleanup() -> None:

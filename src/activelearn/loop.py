@@ -243,7 +243,7 @@ class ActiveLoop:
         else:
             query = Query(indices=np.asarray(indices, dtype=np.int64), cycle=cycle)
         # one process asks (a person answers once); every rank records the same answers
-        answers = dist_helpers.broadcast_object(self.oracle.answer(query) if dist_helpers.is_main_process() else None)
+        answers = dist_helpers.on_main_process(self.oracle.answer, query, share_result=True)
         asked = set(query.all_indices.tolist())
         answered = {a.index for a in answers if a.index != DECLINED}
         if answered - asked:
@@ -344,9 +344,14 @@ class ActiveLoop:
             "initial": self.initial.tolist(),
         }
 
+    def _save_history(self) -> None:
+        assert self.out_dir is not None
+        self.history.save_json(self.out_dir / "history.json")
+        self.history.save_csv(self.out_dir / "history.csv")
+
     def _save(self, stage: str, **kwargs: Any) -> None:
-        if self.checkpoint and self.out_dir is not None and dist_helpers.is_main_process():
-            ckpt.save_checkpoint(self, stage, **kwargs)
+        if self.checkpoint and self.out_dir is not None:
+            dist_helpers.on_main_process(ckpt.save_checkpoint, self, stage, **kwargs)
 
     def restore(self, out_dir: str | Path | None = None, *, state: dict[str, Any] | None = None) -> "ActiveLoop":
         """Load the checkpoint of ``out_dir`` (default: this loop's) into this loop.
@@ -427,8 +432,7 @@ class ActiveLoop:
                 cycles.set_postfix(acc=f"{record.metrics['accuracy']:.3f}", labeled=record.n_labeled)  # type: ignore[union-attr]
             for cb in self.callbacks:  # before saving, so what callbacks add to record.extra is saved
                 cb(self, record)
-            if self.out_dir is not None and dist_helpers.is_main_process():
-                self.history.save_json(self.out_dir / "history.json")
-                self.history.save_csv(self.out_dir / "history.csv")
+            if self.out_dir is not None:
+                dist_helpers.on_main_process(self._save_history)
             self._save("cycle")
         return self.history
