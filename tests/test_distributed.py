@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import activelearn as al
@@ -121,6 +120,14 @@ def _select_worker(rank: int, port: int, out: str) -> None:
     for case in _dacs_cases():
         picks = dacs_select(case["zu"], case["zl"], case["budget"], distributed=True, **_dacs_kwargs(case))
         results["dacs"].append(picks.tolist())
+    # sharded model passes: a rank-local pass (not cached), then a collective one, then a memmap written by both ranks
+    model, pools = _tiny_model_and_pool()
+    idx = np.arange(pools.n)[::-1].copy()
+    a, b = D.shard_range(idx.size)
+    results["local"] = model.outputs(pools, idx[a:b], "embeddings", local=True)["embeddings"].tolist()
+    full = model.outputs(pools, idx, ["embeddings", "probs"])
+    results["full"] = {k: v.tolist() for k, v in full.items()}
+    write_embeddings(model, pools, Path(out, "emb.npy"), batch_size=8)
     # helpers: gathers of uneven shards, rank-0-only calls that share results and errors
     a, b = D.shard_range(5)
     results["gathered"] = D.all_gather_rows(torch.arange(a, b, dtype=torch.float64)[:, None] * torch.ones(1, 2)).tolist()
@@ -130,8 +137,16 @@ def _select_worker(rank: int, port: int, out: str) -> None:
         D.on_main_process(_fail)
     except Exception as exc:  # noqa: BLE001
         results["error"] = [type(exc).__name__, str(exc)]
+    results["out"] = out
     Path(out, f"rank{rank}.json").write_text(json.dumps(results))
     D.cleanup()
+
+
+def _tiny_model_and_pool() -> tuple[al.ALModel, al.Pools]:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = al.backbones.MLP(16, 3, hidden=(8,))
+    return al.ALModel(net, num_classes=3, device="cpu"), al.Pools(torch.as_tensor(_blobs(37, 16, 3, 9)), num_classes=3)
 
 
 def _fail() -> None:
@@ -183,6 +198,19 @@ def test_helpers_gather_share_and_propagate_errors(distributed_picks: list[dict[
         assert got["shared"] == {"rank": 0}
         assert got["error"] == ["InvalidInputError", "disk full"]  # raised on every rank, not only rank 0
     assert distributed_picks[0]["not_shared"] == 0 and distributed_picks[1]["not_shared"] is None
+
+
+def test_sharded_model_passes_and_memmap_match_one_process(distributed_picks: list[dict[str, Any]]) -> None:
+    model, pools = _tiny_model_and_pool()
+    ref = model.predict(pools.inputs(np.arange(pools.n)), ("embeddings", "probs"))
+    order = np.arange(pools.n)[::-1].copy()
+    assert distributed_picks[0]["full"] == distributed_picks[1]["full"]  # gathered: the same on both ranks
+    for name in ("embeddings", "probs"):
+        np.testing.assert_allclose(distributed_picks[0]["full"][name], ref[name].numpy()[order], rtol=1e-5, atol=1e-6)
+    local = distributed_picks[0]["local"] + distributed_picks[1]["local"]  # 19 + 18 rows, each computed by its rank
+    np.testing.assert_allclose(local, ref["embeddings"].numpy()[order], rtol=1e-5, atol=1e-6)
+    emb = read_embeddings(Path(distributed_picks[0]["out"], "emb.npy"))
+    np.testing.assert_allclose(np.asarray(emb), ref["embeddings"].numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_single_process_fallback_is_plain_kcenter() -> None:

@@ -23,7 +23,6 @@ import os
 from datetime import timedelta
 from typing import Any, Callable, TypeVar
 
-import numpy as np
 import torch
 import torch.distributed as dist
 

@@ -365,7 +365,9 @@ class ALModel(nn.Module):
         contiguous shard of the missing rows and the results are all-gathered,
         so every rank returns the full outputs.  ``local=True`` skips the
         collective: this rank computes exactly ``indices`` on its own (for
-        callers that keep features sharded, e.g. the distributed k-center).
+        callers that keep features sharded, e.g. the distributed k-center);
+        such rank-specific rows are then not cached, so the cache stays the
+        same on every rank.
         """
         if isinstance(names, str):
             names = [names]
@@ -384,6 +386,7 @@ class ALModel(nn.Module):
         if todo.size:
             need = [n for n in names if missing_by_name[n].size]
             sharded = not local and dist_helpers.is_distributed()
+            private = local and dist_helpers.is_distributed()
             if sharded:  # this rank runs its shard; the gather below fills in the others
                 a, b = dist_helpers.shard_range(todo.size)
                 mine = todo[a:b]
@@ -399,13 +402,15 @@ class ALModel(nn.Module):
             for start in chunks:
                 part = mine[start : start + bs]
                 res = self.predict_batch(pools.inputs(part), need)
-                if sharded:
+                if sharded or private:
                     for n in need:
                         parts[n].append(res[n])
                 else:
                     self._store(pools, part, res)
             if sharded:
                 self._store(pools, todo, {n: self._gather_rows(parts[n], pools.inputs(todo[:1]), n) for n in need})
+            if private:
+                return self._merge_private(pools, idx, names, todo, {n: torch.cat(parts[n]) for n in need})
         sel = torch.from_numpy(idx).to(self.device)
         return {n: self._cache[(pools.uid, n)][0][sel] for n in names}
 
@@ -419,6 +424,25 @@ class ALModel(nn.Module):
             store, mask = self._cache[key]
             store[torch.from_numpy(np.ascontiguousarray(rows)).to(self.device)] = v
             mask[rows] = True
+
+    def _merge_private(
+        self, pools: Any, idx: np.ndarray, names: Sequence[str], todo: np.ndarray, computed: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Outputs for ``idx`` from the cache plus rows computed for this rank only (``todo``, sorted)."""
+        sel = torch.from_numpy(idx).to(self.device)
+        out = {}
+        for n in names:
+            entry = self._cache.get((pools.uid, n))
+            if n not in computed:
+                out[n] = entry[0][sel]  # type: ignore[index]
+                continue
+            v = computed[n]
+            base = entry[0][sel] if entry is not None else torch.zeros((idx.size, *v.shape[1:]), dtype=v.dtype, device=self.device)
+            miss = np.ones(idx.size, dtype=bool) if entry is None else ~entry[1][idx]
+            pos = torch.from_numpy(np.searchsorted(todo, idx[miss])).to(self.device)
+            base[torch.from_numpy(np.flatnonzero(miss)).to(self.device)] = v[pos]
+            out[n] = base
+        return out
 
     def _gather_rows(self, parts: list[torch.Tensor], example: torch.Tensor, name: str) -> torch.Tensor:
         """Concatenate this rank's batches and all-gather every rank's (an empty shard still takes part)."""
