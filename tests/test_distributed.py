@@ -137,6 +137,14 @@ def _select_worker(rank: int, port: int, out: str) -> None:
         D.on_main_process(_fail)
     except Exception as exc:  # noqa: BLE001
         results["error"] = [type(exc).__name__, str(exc)]
+    # a NaN in one rank's shard: both ranks raise (none is left waiting)
+    bad = np.ones((4, 2), np.float32)
+    if rank == 1:
+        bad[0, 0] = np.nan
+    try:
+        kcenter_greedy_distributed(bad, 1)
+    except al.exceptions.InvalidInputError as exc:
+        results["nan_error"] = str(exc)
     results["out"] = out
     Path(out, f"rank{rank}.json").write_text(json.dumps(results))
     D.cleanup()
@@ -198,6 +206,7 @@ def test_helpers_gather_share_and_propagate_errors(distributed_picks: list[dict[
         assert got["shared"] == {"rank": 0}
         assert got["error"] == ["InvalidInputError", "disk full"]  # raised on every rank, not only rank 0
     assert distributed_picks[0]["not_shared"] == 0 and distributed_picks[1]["not_shared"] is None
+    assert "rank(s) [1]" in distributed_picks[0]["nan_error"] and "NaN" in distributed_picks[1]["nan_error"]
 
 
 def test_sharded_model_passes_and_memmap_match_one_process(distributed_picks: list[dict[str, Any]]) -> None:

@@ -414,7 +414,8 @@ class ActiveLoop:
             raise InvalidInputError("no labeled samples to start from: pass initial=<int or indices> or label some first")
         start = len(self.history)
         cycles = range(start, self.cycles)
-        if self.progress:
+        show = self.progress and dist_helpers.is_main_process()  # one bar, not one per rank
+        if show:
             from tqdm.auto import tqdm
 
             cycles = tqdm(cycles, desc=f"{self.history.meta['strategy']}", leave=False)
@@ -428,7 +429,7 @@ class ActiveLoop:
             else:
                 record = self.step(cycle)
             self.history.append(record)
-            if self.progress and "accuracy" in record.metrics:
+            if show and "accuracy" in record.metrics:
                 cycles.set_postfix(acc=f"{record.metrics['accuracy']:.3f}", labeled=record.n_labeled)  # type: ignore[union-attr]
             for cb in self.callbacks:  # before saving, so what callbacks add to record.extra is saved
                 cb(self, record)

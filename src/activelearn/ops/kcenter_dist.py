@@ -47,16 +47,27 @@ def _local_tensor(local_features: Any, dev: torch.device) -> torch.Tensor | None
     return _prepare(local_features, dev)
 
 
-def _shard_meta(X: torch.Tensor | None, local_features: Any) -> tuple[list[int], int, torch.dtype]:
-    """Sizes of every shard, the common width and dtype (checked across ranks)."""
+def _shard_meta(
+    X: torch.Tensor | None, local_features: Any, error: Exception | None
+) -> tuple[list[int], int, torch.dtype]:
+    """Sizes of every shard, the common width and dtype (checked across ranks).
+
+    A rank whose shard was refused (``error``) still takes part, so that every
+    rank raises instead of the others waiting in a later collective.
+    """
     shape = tuple(getattr(local_features, "shape", ()))
     width = int(X.shape[1]) if X is not None else (int(shape[1]) if len(shape) == 2 else -1)
     is64 = int(X is not None and X.dtype == torch.float64)
     n_local = 0 if X is None else int(X.shape[0])
-    meta = torch.tensor([n_local, width, is64], dtype=torch.int64, device=D.comm_device())
+    meta = torch.tensor([n_local, width, is64, int(error is not None)], dtype=torch.int64, device=D.comm_device())
     parts = [torch.zeros_like(meta) for _ in range(D.world_size())]
     dist.all_gather(parts, meta)
     table = torch.stack(parts).cpu().numpy()
+    if error is not None:
+        raise error
+    failed = np.flatnonzero(table[:, 3]).tolist()
+    if failed:
+        raise InvalidInputError(f"the features of rank(s) {failed} were refused (see the error on those ranks); fix that shard and run again")
     sizes = table[:, 0].tolist()
     full = table[table[:, 0] > 0]
     if full.size == 0:
@@ -164,8 +175,9 @@ class _Shard:
                 vals = geo.dist_block(A, A_aux, C, c_aux).min(dim=1).values[a - s : b - s]
                 seg = self.mind[a - lo : b - lo]
                 torch.minimum(seg, vals, out=seg)
-        for g in lab[(lab >= lo) & (lab < hi)].tolist():
-            self.mind[g - lo] = -math.inf
+        own = lab[(lab >= lo) & (lab < hi)] - lo
+        if own.size:
+            self.mind[torch.as_tensor(own, device=self.dev)] = -math.inf
 
 
 def kcenter_greedy_distributed(
@@ -228,8 +240,12 @@ def kcenter_greedy_distributed(
             local_features, budget, labeled=labeled, metric=metric, chunk_size=chunk_size, device=device, seed=seed, method="plain"
         )
     dev = _working_device(local_features, device)
-    X = _local_tensor(local_features, dev)
-    sizes, width, dtype = _shard_meta(X, local_features)
+    X, error = None, None
+    try:
+        X = _local_tensor(local_features, dev)
+    except InvalidInputError as exc:  # raised on every rank by _shard_meta
+        error = exc
+    sizes, width, dtype = _shard_meta(X, local_features, error)
     if X is None:
         X = torch.zeros((0, width), dtype=dtype, device=dev)
     shard = _Shard(X, sizes, metric, chunk_size)
