@@ -95,12 +95,12 @@ class Trainer:
     the data-parallel update of ``DistributedDataParallel`` (same starting
     weights broadcast from rank 0, same averaged gradient on every rank, so the
     replicas stay identical).  The all-reduce is done explicitly after
-    ``backward`` rather than by wrapping the model in DDP because extension
-    losses are computed outside ``forward`` and a head replacement leaves the
-    backbone's head unused: DDP's reducer requires every parameter to be
-    reached from ``forward``'s outputs (or its unused-parameter search, which
-    would then flag the extension parameters wrongly).  Batch-norm statistics
-    are per rank (no SyncBatchNorm).
+    ``backward`` rather than by wrapping the model in DDP: a head replacement
+    leaves the backbone's head without gradient, which DDP only accepts with
+    ``find_unused_parameters=True``, and that option rejects extension losses
+    computed outside ``forward`` (both failures observed with torch 2.15; see
+    ``docs/distributed.md``).  Batch-norm statistics are per rank (no
+    SyncBatchNorm).
     """
 
     def __init__(
