@@ -133,6 +133,20 @@ def test_kcenter_greedy_picks_unique_unlabeled_rows(p: dict, frac: float, metric
 
 
 @FAST
+@given(p=matrix, frac=st.floats(0, 0.9), metric=st.sampled_from(["euclidean", "cosine"]), data=st.data())
+def test_kcenter_greedy_distributed_single_process_equals_plain(p: dict, frac: float, metric: str, data) -> None:
+    # without a process group it is the plain greedy; the 2-process equality (adversarial
+    # pools included) is checked in tests/test_distributed.py
+    x = _matrix(p)
+    n = p["n"]
+    n_lab = min(int(frac * n), n - 1)
+    labeled = np.random.default_rng(p["seed"]).choice(n, size=n_lab, replace=False)
+    budget = data.draw(st.integers(1, n - n_lab))
+    picks = ops.kcenter_greedy_distributed(x, budget, labeled=labeled, metric=metric, seed=0, chunk_size=data.draw(st.sampled_from([1, 5, 64])))
+    np.testing.assert_array_equal(picks, ops.kcenter_greedy(x, budget, labeled=labeled, metric=metric, seed=0, method="plain"))
+
+
+@FAST
 @given(p=matrix, m=st.integers(1, 5), metric=st.sampled_from(["euclidean", "cosine"]))
 def test_min_distances_are_finite_and_nonnegative(p: dict, m: int, metric: str) -> None:
     x = _matrix(p)
@@ -204,6 +218,6 @@ def test_representer_ops_are_finite(p: dict, c: int) -> None:
 
 
 def test_every_op_is_covered() -> None:
-    covered = {"kcenter_greedy", "min_distances", "lsh_density", "knn_density", "jenks_breaks", "jenks_labels",
+    covered = {"kcenter_greedy", "kcenter_greedy_distributed", "min_distances", "lsh_density", "knn_density", "jenks_breaks", "jenks_labels",
                "kmeans", "with_bias", "cross_entropy_logit_grad", "representer_alpha", "representer_values", "ibal_scores"}
     assert set(ops.__all__) <= covered, f"add property tests for {sorted(set(ops.__all__) - covered)}"

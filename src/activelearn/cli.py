@@ -10,6 +10,8 @@ Examples
     activelearn run --resume results/            # continue an interrupted run (checkpoint in results/)
     activelearn run --dataset digits --strategy entropy --oracle file --oracle-dir queries/ --out results/
         # a person answers queries/query_*.json in queries/answers_*.csv; then: activelearn run --resume results/
+    torchrun --nproc_per_node=2 -m activelearn.cli run --dataset digits --strategy coreset --out results/
+        # several processes (docs/distributed.md); rank 0 prints and writes
 
 Exit codes: 0 done, 2 bad input (message on stderr), 3 waiting for a file oracle's answers.
 """
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__, datasets, strategies
+from . import distributed as D
 from .checkpoint import checkpoint_path
 from .configs import preset
 from .exceptions import ActiveLearnError, AnswersPending, InvalidParameterError
@@ -136,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         from .experiment import compare  # heavy imports only when running
 
+        D.init_from_env()  # under torchrun: join the process group (no-op otherwise)
         out = Path(args.out) if args.out else None
         if args.command == "run":
             return _run(args, out)
@@ -145,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 strategies.get_class(name)
         seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
         runs = compare(args.dataset, names, seeds=seeds, out_dir=out, **_kwargs(args))
+        if not D.is_main_process():  # every rank ran; rank 0 reports and writes
+            return 0
         for name, hs in runs.items():
             print(f"\n{name} (seed {seeds[0]})")
             print(hs[0].table())
@@ -185,6 +191,7 @@ def _run(args: argparse.Namespace, out: Path | None) -> int:
                 f"{out} already holds the checkpoint of a run; continue it with `activelearn run --resume {out}` "
                 "or choose another --out"
             )
+        D.barrier()  # every rank has checked --out before rank 0 writes into it
         oracle_kwargs = {}
         if args.oracle == "file":
             oracle_kwargs = {"oracle": "file", "oracle_dir": str(Path(args.oracle_dir).resolve()) if args.oracle_dir else None, "oracle_timeout": args.oracle_timeout}
@@ -193,6 +200,8 @@ def _run(args: argparse.Namespace, out: Path | None) -> int:
             loop.recipe["plugins"] = list(args.plugin)
         name, dataset, seed = args.strategy, args.dataset, args.seed
     history = loop.run()
+    if not D.is_main_process():
+        return 0
     print(f"{name} on {dataset} (seed {seed})")
     print(history.table())
     if out is not None:

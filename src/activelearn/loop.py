@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
+from . import distributed as dist_helpers
 from ._validation import as_index_array, check_nonnegative_int, check_positive_int
 from .determinism import deterministic_mode
 from .exceptions import CheckpointError, InvalidInputError, InvalidParameterError, OracleError, SelectionError
@@ -142,6 +143,12 @@ class ActiveLoop:
 
     Notes
     -----
+    Under ``torchrun`` (:mod:`activelearn.distributed`) every rank runs the
+    same loop on the same pools: the oracle is asked on rank 0 only and its
+    answers are broadcast, and only rank 0 writes ``history.*`` and
+    checkpoints; training and model passes are sharded (see
+    ``docs/distributed.md``).
+
     Every record's ``extra`` holds the open-set books at training time:
     ``in_task_labels``, ``rejected``, ``examined``, ``wasted_cost`` (cost
     spent on "not in task" answers), and, for cycles that selected,
@@ -235,7 +242,8 @@ class ActiveLoop:
             query = Query(indices=indices.indices, groups=indices.groups, cycle=cycle)
         else:
             query = Query(indices=np.asarray(indices, dtype=np.int64), cycle=cycle)
-        answers = self.oracle.answer(query)
+        # one process asks (a person answers once); every rank records the same answers
+        answers = dist_helpers.on_main_process(self.oracle.answer, query, share_result=True)
         asked = set(query.all_indices.tolist())
         answered = {a.index for a in answers if a.index != DECLINED}
         if answered - asked:
@@ -336,9 +344,14 @@ class ActiveLoop:
             "initial": self.initial.tolist(),
         }
 
+    def _save_history(self) -> None:
+        assert self.out_dir is not None
+        self.history.save_json(self.out_dir / "history.json")
+        self.history.save_csv(self.out_dir / "history.csv")
+
     def _save(self, stage: str, **kwargs: Any) -> None:
         if self.checkpoint and self.out_dir is not None:
-            ckpt.save_checkpoint(self, stage, **kwargs)
+            dist_helpers.on_main_process(ckpt.save_checkpoint, self, stage, **kwargs)
 
     def restore(self, out_dir: str | Path | None = None, *, state: dict[str, Any] | None = None) -> "ActiveLoop":
         """Load the checkpoint of ``out_dir`` (default: this loop's) into this loop.
@@ -401,7 +414,8 @@ class ActiveLoop:
             raise InvalidInputError("no labeled samples to start from: pass initial=<int or indices> or label some first")
         start = len(self.history)
         cycles = range(start, self.cycles)
-        if self.progress:
+        show = self.progress and dist_helpers.is_main_process()  # one bar, not one per rank
+        if show:
             from tqdm.auto import tqdm
 
             cycles = tqdm(cycles, desc=f"{self.history.meta['strategy']}", leave=False)
@@ -415,12 +429,11 @@ class ActiveLoop:
             else:
                 record = self.step(cycle)
             self.history.append(record)
-            if self.progress and "accuracy" in record.metrics:
+            if show and "accuracy" in record.metrics:
                 cycles.set_postfix(acc=f"{record.metrics['accuracy']:.3f}", labeled=record.n_labeled)  # type: ignore[union-attr]
             for cb in self.callbacks:  # before saving, so what callbacks add to record.extra is saved
                 cb(self, record)
             if self.out_dir is not None:
-                self.history.save_json(self.out_dir / "history.json")
-                self.history.save_csv(self.out_dir / "history.csv")
+                dist_helpers.on_main_process(self._save_history)
             self._save("cycle")
         return self.history

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed as dist_helpers
 from ._validation import resolve_device
 from .exceptions import InvalidParameterError
 
@@ -352,11 +353,21 @@ class ALModel(nn.Module):
         names: Sequence[str] | str,
         *,
         batch_size: int | None = None,
+        local: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Outputs for ``indices`` of ``pools`` (rows in the order of ``indices``), on the model's device.
 
         Cached per (pools, output) until the model changes: only indices not
         computed before are run through the network.
+
+        In a ``torch.distributed`` run (:mod:`activelearn.distributed`) every
+        rank must make the same call: each rank runs the network on its
+        contiguous shard of the missing rows and the results are all-gathered,
+        so every rank returns the full outputs.  ``local=True`` skips the
+        collective: this rank computes exactly ``indices`` on its own (for
+        callers that keep features sharded, e.g. the distributed k-center);
+        such rank-specific rows are then not cached, so the cache stays the
+        same on every rank.
         """
         if isinstance(names, str):
             names = [names]
@@ -374,25 +385,72 @@ class ALModel(nn.Module):
         todo = np.unique(np.concatenate(list(missing_by_name.values())))
         if todo.size:
             need = [n for n in names if missing_by_name[n].size]
+            sharded = not local and dist_helpers.is_distributed()
+            private = local and dist_helpers.is_distributed()
+            if sharded:  # this rank runs its shard; the gather below fills in the others
+                a, b = dist_helpers.shard_range(todo.size)
+                mine = todo[a:b]
+            else:
+                mine = todo
             bs = batch_size or self.eval_batch_size
-            chunks = range(0, todo.size, bs)
-            if self.progress and todo.size > 20 * bs:
+            chunks = range(0, mine.size, bs)
+            if self.progress and mine.size > 20 * bs:
                 from tqdm.auto import tqdm
 
                 chunks = tqdm(chunks, desc="scoring", leave=False)
+            parts: dict[str, list[torch.Tensor]] = {n: [] for n in need}
             for start in chunks:
-                part = todo[start : start + bs]
+                part = mine[start : start + bs]
                 res = self.predict_batch(pools.inputs(part), need)
-                for n, v in res.items():
-                    key = (pools.uid, n)
-                    if key not in self._cache:
-                        store = torch.zeros((pools.n, *v.shape[1:]), dtype=v.dtype, device=self.device)
-                        self._cache[key] = (store, np.zeros(pools.n, dtype=bool))
-                    store, mask = self._cache[key]
-                    store[torch.from_numpy(np.ascontiguousarray(part)).to(self.device)] = v
-                    mask[part] = True
+                if sharded or private:
+                    for n in need:
+                        parts[n].append(res[n])
+                else:
+                    self._store(pools, part, res)
+            if sharded:
+                self._store(pools, todo, {n: self._gather_rows(parts[n], pools.inputs(todo[:1]), n) for n in need})
+            if private:
+                return self._merge_private(pools, idx, names, todo, {n: torch.cat(parts[n]) for n in need})
         sel = torch.from_numpy(idx).to(self.device)
         return {n: self._cache[(pools.uid, n)][0][sel] for n in names}
+
+    def _store(self, pools: Any, rows: np.ndarray, res: dict[str, torch.Tensor]) -> None:
+        """Put computed outputs for ``rows`` into the per-(pools, name) cache."""
+        for n, v in res.items():
+            key = (pools.uid, n)
+            if key not in self._cache:
+                store = torch.zeros((pools.n, *v.shape[1:]), dtype=v.dtype, device=self.device)
+                self._cache[key] = (store, np.zeros(pools.n, dtype=bool))
+            store, mask = self._cache[key]
+            store[torch.from_numpy(np.ascontiguousarray(rows)).to(self.device)] = v
+            mask[rows] = True
+
+    def _merge_private(
+        self, pools: Any, idx: np.ndarray, names: Sequence[str], todo: np.ndarray, computed: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Outputs for ``idx`` from the cache plus rows computed for this rank only (``todo``, sorted)."""
+        sel = torch.from_numpy(idx).to(self.device)
+        out = {}
+        for n in names:
+            entry = self._cache.get((pools.uid, n))
+            if n not in computed:
+                out[n] = entry[0][sel]  # type: ignore[index]
+                continue
+            v = computed[n]
+            base = entry[0][sel] if entry is not None else torch.zeros((idx.size, *v.shape[1:]), dtype=v.dtype, device=self.device)
+            miss = np.ones(idx.size, dtype=bool) if entry is None else ~entry[1][idx]
+            pos = torch.from_numpy(np.searchsorted(todo, idx[miss])).to(self.device)
+            base[torch.from_numpy(np.flatnonzero(miss)).to(self.device)] = v[pos]
+            out[n] = base
+        return out
+
+    def _gather_rows(self, parts: list[torch.Tensor], example: torch.Tensor, name: str) -> torch.Tensor:
+        """Concatenate this rank's batches and all-gather every rank's (an empty shard still takes part)."""
+        if parts:
+            local = torch.cat(parts)
+        else:  # no rows here: learn the row shape from one forward pass (cheap, no rows kept)
+            local = self.predict_batch(example, [name])[name][:0]
+        return dist_helpers.all_gather_rows(local)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, names: Sequence[str] = ("probs",), batch_size: int | None = None) -> dict[str, torch.Tensor]:

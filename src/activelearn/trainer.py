@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import distributed as D
 from ._validation import check_positive_int
 from .exceptions import InvalidInputError, InvalidParameterError
 from .model import ALModel
@@ -82,6 +83,24 @@ class Trainer:
         Per-sample augmentation applied to each training input (not at evaluation).
     progress : bool
         Show a progress bar over epochs.
+
+    Notes
+    -----
+    In a ``torch.distributed`` run (:mod:`activelearn.distributed`) every rank
+    draws the same shuffled order (same seed) and trains on its contiguous
+    slice of each mini-batch (the labeled set is thus sharded like
+    ``DistributedSampler`` would, but per batch, so ``batch_size`` stays the
+    global batch size).  Each rank's loss is weighted by its slice's share and
+    the gradients are summed over ranks with one all-reduce per step, which is
+    the data-parallel update of ``DistributedDataParallel`` (same starting
+    weights broadcast from rank 0, same averaged gradient on every rank, so the
+    replicas stay identical).  The all-reduce is done explicitly after
+    ``backward`` rather than by wrapping the model in DDP: a head replacement
+    leaves the backbone's head without gradient, which DDP only accepts with
+    ``find_unused_parameters=True``, and that option rejects extension losses
+    computed outside ``forward`` (both failures observed with torch 2.15; see
+    ``docs/distributed.md``).  Batch-norm statistics are per rank (no
+    SyncBatchNorm).
     """
 
     def __init__(
@@ -146,6 +165,10 @@ class Trainer:
         head_ext = model.head_extension
         exts = list(model.extensions.values())
         has_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        sharded = D.is_distributed()
+        if sharded:  # same starting weights everywhere, as DistributedDataParallel ensures
+            D.broadcast_module(model)
+        params = [p for g in opt.param_groups for p in g["params"]]
         with torch.random.fork_rng(devices=[model.device.index or 0] if model.device.type == "cuda" else []):
             torch.manual_seed(int(gen.initial_seed()) + 1)
             for epoch in epochs:
@@ -159,6 +182,16 @@ class Trainer:
                         break
                     if part.size == 1 and n > 1 and has_batchnorm:
                         continue  # batch-norm cannot train on a single sample
+                    weight = 1.0
+                    if sharded:
+                        part, weight = _rank_piece(part, has_batchnorm)
+                        if part.size == 0:  # nothing here this step: still take part in the gradient sum
+                            opt.zero_grad(set_to_none=True)
+                            scaler.scale(torch.zeros((), device=model.device))  # sets up the scale if unused so far
+                            D.all_reduce_gradients(params)
+                            scaler.step(opt)
+                            scaler.update()
+                            continue
                     x = pools.inputs(idx[part])
                     if self.transform is not None:
                         x = torch.stack([self.transform(xi) for xi in x])
@@ -181,15 +214,36 @@ class Trainer:
                             if extra is not None:
                                 loss = loss + extra
                     opt.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
+                    scaler.scale(loss * weight).backward()
+                    if sharded:
+                        D.all_reduce_gradients(params)
                     scaler.step(opt)
                     scaler.update()
                     total += float(loss.detach()) * part.size
                     count += part.size
                 scheduler.step()
+                if sharded:
+                    total, count = D.all_reduce_sum([total, count])
                 last_loss = total / max(count, 1)
         model.mark_trained()
         return {"train_loss": last_loss, "train_seconds": time.perf_counter() - start}
+
+
+def _rank_piece(part: np.ndarray, has_batchnorm: bool) -> tuple[np.ndarray, float]:
+    """This rank's contiguous slice of one global batch and its loss weight.
+
+    The weight is the slice's share of the batch, so that summing the ranks'
+    gradients (:func:`activelearn.distributed.all_reduce_gradients`) gives the
+    gradient of the whole batch's mean loss.  With batch-norm a slice of one
+    sample cannot train; it is left out and the others' shares renormalised.
+    """
+    world = D.world_size()
+    sizes = D.shard_sizes(part.size, world)
+    usable = [s for s in sizes if not (has_batchnorm and s == 1)]
+    a, b = D.shard_range(part.size)
+    if has_batchnorm and b - a == 1:
+        return part[:0], 0.0
+    return part[a:b], (b - a) / max(sum(usable), 1)
 
 
 def evaluate(model: ALModel, x: torch.Tensor, y: torch.Tensor, *, batch_size: int | None = None) -> dict[str, float]:

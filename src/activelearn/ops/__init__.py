@@ -13,6 +13,7 @@ from typing import Any
 _EXPORTS = {
     "kcenter_greedy": "kcenter",
     "min_distances": "kcenter",
+    "kcenter_greedy_distributed": "kcenter_dist",
     "jenks_breaks": "jenks",
     "jenks_labels": "jenks",
     "lsh_density": "density",

@@ -369,6 +369,9 @@ def _prepare(features: Any, dev: torch.device) -> torch.Tensor:
     A whole-array ``torch.isfinite`` would allocate about 1.5x the data
     (``abs`` copy plus two boolean masks), so big 2-D float inputs are
     converted without a copy and scanned for NaN/Inf one block at a time.
+    On CPU a float ``numpy.memmap`` (e.g. from
+    :func:`activelearn.embeddings.write_embeddings`) is therefore used in
+    place: blocks are paged in from disk as the greedy reads them.
     """
     big = (
         isinstance(features, (torch.Tensor, np.ndarray))
@@ -377,11 +380,15 @@ def _prepare(features: Any, dev: torch.device) -> torch.Tensor:
         and math.prod(features.shape) > _BLOCK_ELEMS
         and (features.is_floating_point() if isinstance(features, torch.Tensor) else features.dtype.kind == "f")
     )
-    if not big:
-        X = as_feature_tensor(features, "features", device=dev).detach()
-    else:
-        t = features.detach() if isinstance(features, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(features))
-        X = t.to(dev)
+    with warnings.catch_warnings():
+        # a read-only numpy.memmap is only read here: torch's "not writable" warning does not apply
+        warnings.filterwarnings("ignore", message=".*not writable.*", category=UserWarning)
+        if not big:
+            X = as_feature_tensor(features, "features", device=dev).detach()
+        else:
+            t = features.detach() if isinstance(features, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(features))
+            X = t.to(dev)
+    if big:
         step = max(1, _BLOCK_ELEMS // max(1, X.shape[1]))
         bad = 0
         for s in range(0, X.shape[0], step):

@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 
+from .. import distributed as D
 from ..ops.kcenter import kcenter_greedy
+from ..ops.kcenter_dist import kcenter_greedy_distributed
 from .base import Strategy, one_of, optional_int, positive_int
 from .registry import register
 
@@ -35,6 +37,13 @@ class CoreSet(Strategy):
         Rows per distance block (bounds memory).
     seed : int, optional
         Seeds the first center when nothing is labeled yet.
+
+    Notes
+    -----
+    In a ``torch.distributed`` run (:func:`activelearn.distributed.is_distributed`)
+    every rank embeds only its contiguous shard of ``unlabeled + labeled`` and
+    the k-center runs sharded (:func:`activelearn.ops.kcenter_greedy_distributed`):
+    same picks as one process, ``method`` is not used there.
     """
 
     requires = frozenset({"embeddings"})
@@ -63,10 +72,19 @@ class CoreSet(Strategy):
     def select(self, model: "ALModel", pools: "Pools", budget: int) -> np.ndarray:
         unlabeled, labeled = pools.unlabeled, pools.labeled
         idx = np.concatenate([unlabeled, labeled])
-        feats = model.outputs(pools, idx, self.feature)[self.feature]
         is_center = np.zeros(idx.size, dtype=bool)
         is_center[unlabeled.size :] = True
         first_seed = int(self.rng(pools).integers(2**31 - 1))
+        if D.is_distributed():
+            # each rank embeds only its contiguous shard of the rows and keeps it for the k-center
+            a, b = D.shard_range(idx.size)
+            local = model.outputs(pools, idx[a:b], self.feature, local=True)[self.feature]
+            picks = kcenter_greedy_distributed(
+                local, budget, labeled=is_center, metric=self.metric,
+                chunk_size=self.chunk_size, device=model.device, seed=first_seed,
+            )
+            return idx[picks]
+        feats = model.outputs(pools, idx, self.feature)[self.feature]
         picks = kcenter_greedy(
             feats, budget, labeled=is_center, metric=self.metric, method=self.method,
             chunk_size=self.chunk_size, device=feats.device, seed=first_seed,

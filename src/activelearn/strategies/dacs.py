@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import numpy as np
 import torch
 
+from .. import distributed as D
 from .._validation import as_feature_tensor, resolve_device
 from ..exceptions import InvalidInputError, InvalidParameterError
 from ..extensions.auxiliary import AuxiliaryHead
 from ..ops.density import knn_density, lsh_density
 from ..ops.jenks import jenks_breaks, jenks_labels
 from ..ops.kcenter import kcenter_greedy
+from ..ops.kcenter_dist import kcenter_greedy_distributed
 from .base import Strategy, check_budget, one_of, optional_int, positive_int
 from .registry import register
 
@@ -156,6 +158,7 @@ def dacs_select(
     chunk_size: int = 65536,
     device: str | torch.device | None = None,
     return_info: bool = False,
+    distributed: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
     """DACS selection on raw vectors: density, Jenks groups, softmax budgets, per-group k-center.
 
@@ -201,6 +204,18 @@ def dacs_select(
         Where to compute (default: the tensor's device, else CUDA when available).
     return_info : bool
         Also return a dict with ``density``, ``labels``, ``breaks``, ``sizes``, ``budgets``.
+    distributed : bool, default False
+        Run inside a ``torch.distributed`` process group (every rank calls with
+        the same full ``z_unlabeled``, ``z_labeled`` and arguments; no-op
+        without a group).  The auxiliary vectors are small (``d = 16``, i.e.
+        64 bytes per sample in float32) so every rank holds all of them: the
+        LSH density and the Jenks grouping run on rank 0 and are broadcast
+        (densities, labels and breaks: about 16 bytes per sample), which
+        guarantees identical groups on every rank; each group's k-center is
+        then sharded, every rank keeping only its contiguous slice of the
+        group's rows and their min-distances
+        (:func:`activelearn.ops.kcenter_greedy_distributed`).  The picks equal
+        the single-process picks for the same vectors and seed.
 
     Returns
     -------
@@ -218,6 +233,7 @@ def dacs_select(
         positive_int("max_chunk", max_chunk)
     positive_int("knn_k", knn_k)
     _bool("cross_group", cross_group)
+    _bool("distributed", distributed)
     optional_int("seed", seed)
     if device is None and isinstance(z_unlabeled, torch.Tensor):
         device = z_unlabeled.device
@@ -238,12 +254,20 @@ def dacs_select(
     buckets = int(n_buckets)
     if max_chunk is not None:
         buckets = max(buckets, 2 * math.ceil(n / (2 * int(max_chunk))))
-    if density == "lsh":
-        dens = lsh_density(zu, n_buckets=buckets, n_rounds=n_rounds, seed=lsh_seed, device=dev)
+    sharded = bool(distributed) and D.is_distributed()
+
+    def grouping() -> tuple[np.ndarray, np.ndarray, list[float]]:
+        if density == "lsh":
+            dens = lsh_density(zu, n_buckets=buckets, n_rounds=n_rounds, seed=lsh_seed, device=dev)
+        else:
+            dens = knn_density(zu, k=knn_k, metric="cosine", device=dev)
+        d_np = dens.double().cpu().numpy()
+        return (d_np, *density_groups(d_np, n_groups))
+
+    if sharded:  # rank 0 groups, every rank receives the same groups
+        dens_np, labels, breaks = D.broadcast_object(grouping() if D.is_main_process() else None)
     else:
-        dens = knn_density(zu, k=knn_k, metric="cosine", device=dev)
-    dens_np = dens.double().cpu().numpy()
-    labels, breaks = density_groups(dens_np, n_groups)
+        dens_np, labels, breaks = grouping()
     k = len(breaks) - 1
     sizes = np.bincount(labels, minlength=k)
     budgets = group_budgets(sizes, budget, tau=tau)
@@ -254,9 +278,14 @@ def dacs_select(
             continue
         members = np.flatnonzero(labels == g)
         centers = previous if cross_group else zl
-        feats = torch.cat([zu[torch.as_tensor(members, device=dev)], centers])
-        lab = np.arange(members.size, members.size + centers.shape[0], dtype=np.int64)
-        rows = kcenter_greedy(
+        n_rows = members.size + centers.shape[0]
+        lab = np.arange(members.size, n_rows, dtype=np.int64)
+        # the group's rows are its members then the centers; sharded, each rank builds only its slice
+        a, b = D.shard_range(n_rows) if sharded else (0, n_rows)
+        mine = torch.as_tensor(members[a : min(b, members.size)], device=dev)
+        feats = torch.cat([zu[mine], centers[max(a, members.size) - members.size : max(b, members.size) - members.size]])
+        select = kcenter_greedy_distributed if sharded else kcenter_greedy
+        rows = select(
             feats, int(budgets[g]), labeled=lab if lab.size else None, metric="cosine",
             chunk_size=chunk_size, device=dev, seed=kc_seed + g,
         )
@@ -368,6 +397,8 @@ class DACS(Strategy):
         ]
 
     def select(self, model: "ALModel", pools: "Pools", budget: int) -> np.ndarray:
+        # In a distributed run model.outputs shards the pass and gathers the
+        # (16-d) vectors on every rank; dacs_select then shards the k-center.
         unlabeled, labeled = pools.unlabeled, pools.labeled
         idx = np.concatenate([unlabeled, labeled])
         z = model.outputs(pools, idx, "aux_embedding")["aux_embedding"]
@@ -376,6 +407,6 @@ class DACS(Strategy):
             z[: unlabeled.size], z[unlabeled.size :], budget,
             n_groups=self.n_groups, tau=self.tau, density=self.density, n_buckets=self.n_buckets, max_chunk=self.max_chunk,
             n_rounds=self.n_rounds, knn_k=self.knn_k, cross_group=self.cross_group, seed=seed,
-            chunk_size=self.chunk_size, device=z.device,
+            chunk_size=self.chunk_size, device=z.device, distributed=D.is_distributed(),
         )
         return unlabeled[rows]
