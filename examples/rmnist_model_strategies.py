@@ -105,7 +105,7 @@ def write_table(args: argparse.Namespace, runs: dict[str, list[History]], second
     mean_seconds = sum(sum(r.train_seconds + r.select_seconds for r in h.records) for h in all_runs) / max(len(all_runs), 1)
     cmd = " ".join(["OMP_NUM_THREADS=1 PYTHONPATH=src python examples/rmnist_model_strategies.py", *sys.argv[1:]])
     text = (
-        "# Repeated MNIST: Learning Loss and NCE-Net\n\n"
+        "# Repeated MNIST: Learning Loss and NCE-Net (short-schedule study)\n\n"
         f"Command: `{cmd}`\n\n"
         f"Machine: {os.cpu_count()}-core CPU shared with other jobs, no GPU, OMP_NUM_THREADS=1. Setup: MLP 784-256-256-10, {args.initial} initial + {args.budget} per cycle, "
         f"{args.cycles} cycles, {args.epochs} epochs per cycle (paper: 200), SGD lr 0.1 momentum 0.4, LR /10 at 80%, "
