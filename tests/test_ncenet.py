@@ -130,3 +130,31 @@ def test_bad_parameters_raise() -> None:
         al.strategies.get("ncenet", criterion="entropy")
     with pytest.raises(ValueError, match="distance must be"):
         PrototypeHead(distance="manhattan")
+
+
+def _one_sgd_step(clip: float | None, head_clip: float | None) -> float:
+    """Norm of the parameter change of one plain SGD step (lr 1, no momentum) on blobs."""
+    x, y = blobs(64)
+    model = al.ALModel(MLP(16, 3, hidden=(32, 16)), num_classes=3, device="cpu", seed=0)
+    model.attach(PrototypeHead(max_grad_norm=head_clip))
+    pools = al.Pools(x, num_classes=3)
+    pools.record(al.SimulatedOracle(y, num_classes=3).answer(al.Query(np.arange(64))), cycle=0)
+    model.build_extensions(x[:2])
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    config = al.TrainConfig(epochs=1, batch_size=64, optimizer="sgd", lr=1.0, momentum=0.0, grad_clip=clip, from_scratch=False)
+    al.Trainer(config).fit(model, pools)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    return float((after - before).norm())
+
+
+def test_gradient_clip_bounds_the_step_and_the_smallest_request_wins() -> None:
+    free = _one_sgd_step(None, None)
+    assert free > 0.5  # unclipped, this first step is large
+    assert _one_sgd_step(None, 0.5) == pytest.approx(0.5, rel=1e-4)  # the head's request (lr 1: step = clipped gradient)
+    assert _one_sgd_step(0.2, 0.5) == pytest.approx(0.2, rel=1e-4)  # config clip smaller: it wins
+    assert _one_sgd_step(0.5, None) == pytest.approx(0.5, rel=1e-4)
+    assert PrototypeHead().max_grad_norm == 5.0 and al.strategies.get("ncenet", max_grad_norm=None).model_extensions()[0].max_grad_norm is None
+    with pytest.raises(ValueError, match="max_grad_norm must be a positive number or None"):
+        PrototypeHead(max_grad_norm=0)
+    with pytest.raises(ValueError, match="grad_clip must be a positive number or None"):
+        al.TrainConfig(grad_clip=-1.0)

@@ -85,6 +85,10 @@ class ModelExtension(nn.Module):
     replaces_head: bool = False
     #: True when ``head_probs`` (if any) sum to one over classes.
     probs_sum_to_one: bool = True
+    #: Global gradient-norm clip this extension's loss needs to train stably
+    #: (None: none).  The trainer applies the smallest requested clip, and
+    #: ``TrainConfig.grad_clip`` if set, to every step while it is attached.
+    max_grad_norm: float | None = None
 
     def build(self, embedding_dim: int, stage_shapes: list[tuple[int, ...]], num_classes: int) -> None:
         """Create the parameters once the backbone's feature sizes are known."""

@@ -41,6 +41,7 @@ class TrainConfig:
     from_scratch: bool = True  # re-initialise the model before each cycle (else continue training)
     amp: bool = True  # mixed precision on CUDA (ignored on CPU)
     drop_last: bool = False  # drop a last incomplete batch
+    grad_clip: float | None = None  # clip each step's global gradient norm (None: no clip; extensions may ask, see ModelExtension.max_grad_norm)
     seed: int = 0  # seeds shuffling, augmentation and dropout (forked RNG; global state untouched)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with results
 
@@ -53,6 +54,8 @@ class TrainConfig:
             raise InvalidParameterError(f"loss must be 'cross_entropy' or 'mse', got {self.loss!r}")
         if not (self.lr > 0):
             raise InvalidParameterError(f"lr must be > 0, got {self.lr!r}")
+        if self.grad_clip is not None and (isinstance(self.grad_clip, bool) or not self.grad_clip > 0):
+            raise InvalidParameterError(f"grad_clip must be a positive number or None, got {self.grad_clip!r}")
         self.milestones = tuple(int(m) for m in self.milestones)
 
     def replace(self, **changes: Any) -> "TrainConfig":
@@ -169,6 +172,7 @@ class Trainer:
         if sharded:  # same starting weights everywhere, as DistributedDataParallel ensures
             D.broadcast_module(model)
         params = [p for g in opt.param_groups for p in g["params"]]
+        clip = _grad_clip(c, exts)
         with torch.random.fork_rng(devices=[model.device.index or 0] if model.device.type == "cuda" else []):
             torch.manual_seed(int(gen.initial_seed()) + 1)
             for epoch in epochs:
@@ -217,6 +221,9 @@ class Trainer:
                     scaler.scale(loss * weight).backward()
                     if sharded:
                         D.all_reduce_gradients(params)
+                    if clip is not None:
+                        scaler.unscale_(opt)  # clip the true gradient, not the AMP-scaled one
+                        torch.nn.utils.clip_grad_norm_(params, clip)
                     scaler.step(opt)
                     scaler.update()
                     total += float(loss.detach()) * part.size
@@ -227,6 +234,13 @@ class Trainer:
                 last_loss = total / max(count, 1)
         model.mark_trained()
         return {"train_loss": last_loss, "train_seconds": time.perf_counter() - start}
+
+
+def _grad_clip(config: TrainConfig, extensions: list[Any]) -> float | None:
+    """The gradient-norm clip of a step: the smallest of the config's and the attached extensions' requests."""
+    asked = [config.grad_clip, *(getattr(ext, "max_grad_norm", None) for ext in extensions)]
+    values = [float(v) for v in asked if v is not None]
+    return min(values) if values else None
 
 
 def _rank_piece(part: np.ndarray, has_batchnorm: bool) -> tuple[np.ndarray, float]:

@@ -59,6 +59,14 @@ class PrototypeHead(ModelExtension):
         Euclidean-Gaussian or cosine-sigmoid class scores.
     radius : float, optional
         Initial radius ``R_c`` of every class (default 1 for Euclidean, 10 for cosine).
+    max_grad_norm : float or None, default 5.0
+        Global gradient-norm clip applied to every training step while the head
+        is attached (:attr:`ModelExtension.max_grad_norm`); ``None`` trains
+        unclipped, as the paper does.  Our default, because the paper is silent
+        and the unclipped Euclidean head is unstable with SGD lr 0.1: on repeated
+        MNIST (MLP, DACS auxiliary head, seed 2) unclipped training collapsed to
+        chance (10.7% at 1,000 labels; radii and features blow up in the first
+        epochs), clipped at 5 it reached 89.7%; seed 0 went from 86.8% to 89.8%.
     """
 
     name = "prototype_head"
@@ -66,7 +74,14 @@ class PrototypeHead(ModelExtension):
     replaces_head = True
     probs_sum_to_one = False
 
-    def __init__(self, *, prototypes: int = 1, distance: str = "euclidean", radius: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        prototypes: int = 1,
+        distance: str = "euclidean",
+        radius: float | None = None,
+        max_grad_norm: float | None = 5.0,
+    ) -> None:
         super().__init__()
         if not isinstance(prototypes, int) or isinstance(prototypes, bool) or prototypes < 1:
             raise InvalidParameterError(f"prototypes must be a positive int, got {prototypes!r}")
@@ -74,6 +89,11 @@ class PrototypeHead(ModelExtension):
             raise InvalidParameterError(f"distance must be 'euclidean' or 'cosine', got {distance!r}")
         if radius is not None and not (isinstance(radius, (int, float)) and not isinstance(radius, bool) and radius > 0):
             raise InvalidParameterError(f"radius must be a positive number or None (default), got {radius!r}")
+        if max_grad_norm is not None and not (
+            isinstance(max_grad_norm, (int, float)) and not isinstance(max_grad_norm, bool) and max_grad_norm > 0
+        ):
+            raise InvalidParameterError(f"max_grad_norm must be a positive number or None, got {max_grad_norm!r}")
+        self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
         self.radius0 = radius
         self.n_prototypes = prototypes
         self.distance = distance

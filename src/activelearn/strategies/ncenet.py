@@ -53,6 +53,10 @@ class NCENet(ScoreStrategy):
         better (see :mod:`activelearn.extensions.prototype`).
     radius : float, optional
         Initial per-class radius (default: 1 Euclidean, 10 cosine).
+    max_grad_norm : float or None, default 5.0
+        Gradient-norm clip of every training step while the head is attached
+        (our default for stability; ``None`` = the paper's unclipped training;
+        see :class:`~activelearn.extensions.PrototypeHead`).
     subset : int or None
         Random subset scored per cycle (None: the whole pool).
     seed : int, optional
@@ -74,6 +78,7 @@ class NCENet(ScoreStrategy):
         prototypes: int = 1,
         distance: str = "euclidean",
         radius: float | None = None,
+        max_grad_norm: float | None = 5.0,
         subset: int | None = 10_000,
         seed: int | None = None,
     ) -> None:
@@ -82,10 +87,13 @@ class NCENet(ScoreStrategy):
         self.prototypes = prototypes
         self.distance = distance
         self.radius = radius
+        self.max_grad_norm = max_grad_norm
 
     def model_extensions(self) -> list["ModelExtension"]:
         self.validate_params()
-        return [PrototypeHead(prototypes=self.prototypes, distance=self.distance, radius=self.radius)]
+        return [
+            PrototypeHead(prototypes=self.prototypes, distance=self.distance, radius=self.radius, max_grad_norm=self.max_grad_norm)
+        ]
 
     def score(self, model: "ALModel", pools: "Pools", indices: np.ndarray) -> np.ndarray:
         p = model.outputs(pools, indices, "prototype_scores")["prototype_scores"].double()
