@@ -327,3 +327,72 @@ def test_training_batch_split_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(D, "rank", lambda: 0)
     piece, w = _rank_piece(part[:3], has_batchnorm=True)
     assert piece.tolist() == [10, 11] and w == 1.0
+
+
+# --------------------------------------------------------------------------- DDP training
+def _ext_model_and_pool(strategy: str) -> tuple[al.ALModel, al.Pools, al.Trainer]:
+    """A tiny MLP with ``strategy``'s extensions and 17 labeled samples (batches 8, 8, 1: the last one is sat out by rank 1)."""
+    y = torch.as_tensor(np.repeat(np.arange(3), 20))
+    x = torch.as_tensor(_blobs(60, 16, 3, 11))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = al.backbones.MLP(16, 3, hidden=(8,))
+    model = al.ALModel(net, num_classes=3, device="cpu")
+    for ext in al.strategies.get(strategy, seed=0).model_extensions():
+        model.attach(ext)
+    pools = al.Pools(x, num_classes=3)
+    pools.record(al.SimulatedOracle(y, num_classes=3).answer(al.Query(np.arange(0, 60, 3)[:17])), cycle=0)
+    return model, pools, al.Trainer(al.TrainConfig(epochs=3, batch_size=8))
+
+
+def _flat_state(model: al.ALModel) -> list[float]:
+    return torch.cat([p.detach().reshape(-1).double() for p in model.parameters()]).tolist()
+
+
+def _ddp_worker(rank: int, port: int, out: str) -> None:
+    _init(rank, port)
+    import activelearn.trainer as T
+
+    wrapped: list[Any] = []
+    calls = [0]
+    original = T._data_parallel
+
+    def spy(step: Any) -> Any:
+        ddp = original(step)
+        ddp.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+        wrapped.append(ddp)
+        return ddp
+
+    T._data_parallel = spy
+    result = {}
+    for name in ("ncenet", "dacs"):
+        model, pools, trainer = _ext_model_and_pool(name)
+        summary = trainer.fit(model, pools)
+        result[name] = {
+            "ddp": [type(w).__name__ for w in wrapped],
+            "wraps_step": all(isinstance(w.module, T._StepLoss) and w.module.model is model for w in wrapped),
+            "ddp_forwards": calls[0],
+            "loss": summary["train_loss"],
+            "weights": _flat_state(model),
+        }
+        wrapped.clear()
+        calls[0] = 0
+    Path(out, f"ddp{rank}.json").write_text(json.dumps(result))
+    D.cleanup()
+
+
+def test_two_process_training_uses_ddp_with_head_replacement_and_aux_head(tmp_path: Path) -> None:
+    _spawn(_ddp_worker, str(tmp_path))
+    r0, r1 = (json.loads((tmp_path / f"ddp{r}.json").read_text()) for r in range(WORLD))
+    for name in ("ncenet", "dacs"):
+        for r in (r0, r1):
+            # one DistributedDataParallel per fit, around the whole-step loss module, entered on the two full steps of each epoch
+            assert r[name]["ddp"] == ["DistributedDataParallel"] and r[name]["wraps_step"]
+            assert r[name]["ddp_forwards"] == 3 * 2
+        assert r0[name]["weights"] == r1[name]["weights"]  # identical replicas, bit for bit
+        assert r0[name]["loss"] == r1[name]["loss"] and np.isfinite(r0[name]["loss"])
+        # and the data-parallel update reproduces one process up to float rounding
+        model, pools, trainer = _ext_model_and_pool(name)
+        single = trainer.fit(model, pools)
+        np.testing.assert_allclose(r0[name]["weights"], _flat_state(model), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(r0[name]["loss"], single["train_loss"], rtol=1e-5)
