@@ -327,3 +327,46 @@ def test_training_batch_split_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(D, "rank", lambda: 0)
     piece, w = _rank_piece(part[:3], has_batchnorm=True)
     assert piece.tolist() == [10, 11] and w == 1.0
+
+
+# --------------------------------------------------------------------------- training with extensions
+def _ext_model_and_pool(strategy: str) -> tuple[al.ALModel, al.Pools, al.Trainer]:
+    """A tiny MLP with ``strategy``'s extensions and 17 labeled samples (batches 8, 8, 1: rank 1 sits the last one out)."""
+    y = torch.as_tensor(np.repeat(np.arange(3), 20))
+    x = torch.as_tensor(_blobs(60, 16, 3, 11))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = al.backbones.MLP(16, 3, hidden=(8,))
+    model = al.ALModel(net, num_classes=3, device="cpu")
+    for ext in al.strategies.get(strategy, seed=0).model_extensions():
+        model.attach(ext)
+    pools = al.Pools(x, num_classes=3)
+    pools.record(al.SimulatedOracle(y, num_classes=3).answer(al.Query(np.arange(0, 60, 3)[:17])), cycle=0)
+    return model, pools, al.Trainer(al.TrainConfig(epochs=3, batch_size=8))
+
+
+def _flat_state(model: al.ALModel) -> list[float]:
+    return torch.cat([p.detach().reshape(-1).double() for p in model.parameters()]).tolist()
+
+
+def _ext_train_worker(rank: int, port: int, out: str) -> None:
+    _init(rank, port)
+    result = {}
+    for name in ("ncenet", "dacs"):
+        model, pools, trainer = _ext_model_and_pool(name)
+        result[name] = {"loss": trainer.fit(model, pools)["train_loss"], "weights": _flat_state(model)}
+    Path(out, f"ext{rank}.json").write_text(json.dumps(result))
+    D.cleanup()
+
+
+def test_two_process_training_with_head_replacement_and_aux_head(tmp_path: Path) -> None:
+    """ncenet (head replacement, gradient clip 5) and dacs (auxiliary head), with a step one rank sits out."""
+    _spawn(_ext_train_worker, str(tmp_path))
+    r0, r1 = (json.loads((tmp_path / f"ext{r}.json").read_text()) for r in range(WORLD))
+    for name in ("ncenet", "dacs"):
+        assert r0[name]["weights"] == r1[name]["weights"]  # identical replicas (the empty rank clips too)
+        assert r0[name]["loss"] == r1[name]["loss"] and np.isfinite(r0[name]["loss"])
+        model, pools, trainer = _ext_model_and_pool(name)
+        single = trainer.fit(model, pools)
+        np.testing.assert_allclose(r0[name]["weights"], _flat_state(model), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(r0[name]["loss"], single["train_loss"], rtol=1e-5)

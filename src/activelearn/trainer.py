@@ -193,6 +193,9 @@ class Trainer:
                             opt.zero_grad(set_to_none=True)
                             scaler.scale(torch.zeros((), device=model.device))  # sets up the scale if unused so far
                             D.all_reduce_gradients(params)
+                            if clip is not None:  # the same clip as the ranks that trained, so the replicas stay identical
+                                scaler.unscale_(opt)
+                                torch.nn.utils.clip_grad_norm_(params, clip)
                             scaler.step(opt)
                             scaler.update()
                             continue
