@@ -329,9 +329,9 @@ def test_training_batch_split_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     assert piece.tolist() == [10, 11] and w == 1.0
 
 
-# --------------------------------------------------------------------------- DDP training
+# --------------------------------------------------------------------------- training with extensions
 def _ext_model_and_pool(strategy: str) -> tuple[al.ALModel, al.Pools, al.Trainer]:
-    """A tiny MLP with ``strategy``'s extensions and 17 labeled samples (batches 8, 8, 1: the last one is sat out by rank 1)."""
+    """A tiny MLP with ``strategy``'s extensions and 17 labeled samples (batches 8, 8, 1: rank 1 sits the last one out)."""
     y = torch.as_tensor(np.repeat(np.arange(3), 20))
     x = torch.as_tensor(_blobs(60, 16, 3, 11))
     with torch.random.fork_rng(devices=[]):
@@ -349,49 +349,23 @@ def _flat_state(model: al.ALModel) -> list[float]:
     return torch.cat([p.detach().reshape(-1).double() for p in model.parameters()]).tolist()
 
 
-def _ddp_worker(rank: int, port: int, out: str) -> None:
+def _ext_train_worker(rank: int, port: int, out: str) -> None:
     _init(rank, port)
-    import activelearn.trainer as T
-
-    wrapped: list[Any] = []
-    calls = [0]
-    original = T._data_parallel
-
-    def spy(step: Any) -> Any:
-        ddp = original(step)
-        ddp.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
-        wrapped.append(ddp)
-        return ddp
-
-    T._data_parallel = spy
     result = {}
     for name in ("ncenet", "dacs"):
         model, pools, trainer = _ext_model_and_pool(name)
-        summary = trainer.fit(model, pools)
-        result[name] = {
-            "ddp": [type(w).__name__ for w in wrapped],
-            "wraps_step": all(isinstance(w.module, T._StepLoss) and w.module.model is model for w in wrapped),
-            "ddp_forwards": calls[0],
-            "loss": summary["train_loss"],
-            "weights": _flat_state(model),
-        }
-        wrapped.clear()
-        calls[0] = 0
-    Path(out, f"ddp{rank}.json").write_text(json.dumps(result))
+        result[name] = {"loss": trainer.fit(model, pools)["train_loss"], "weights": _flat_state(model)}
+    Path(out, f"ext{rank}.json").write_text(json.dumps(result))
     D.cleanup()
 
 
-def test_two_process_training_uses_ddp_with_head_replacement_and_aux_head(tmp_path: Path) -> None:
-    _spawn(_ddp_worker, str(tmp_path))
-    r0, r1 = (json.loads((tmp_path / f"ddp{r}.json").read_text()) for r in range(WORLD))
+def test_two_process_training_with_head_replacement_and_aux_head(tmp_path: Path) -> None:
+    """ncenet (head replacement, gradient clip 5) and dacs (auxiliary head), with a step one rank sits out."""
+    _spawn(_ext_train_worker, str(tmp_path))
+    r0, r1 = (json.loads((tmp_path / f"ext{r}.json").read_text()) for r in range(WORLD))
     for name in ("ncenet", "dacs"):
-        for r in (r0, r1):
-            # one DistributedDataParallel per fit, around the whole-step loss module, entered on the two full steps of each epoch
-            assert r[name]["ddp"] == ["DistributedDataParallel"] and r[name]["wraps_step"]
-            assert r[name]["ddp_forwards"] == 3 * 2
-        assert r0[name]["weights"] == r1[name]["weights"]  # identical replicas, bit for bit
+        assert r0[name]["weights"] == r1[name]["weights"]  # identical replicas (the empty rank clips too)
         assert r0[name]["loss"] == r1[name]["loss"] and np.isfinite(r0[name]["loss"])
-        # and the data-parallel update reproduces one process up to float rounding
         model, pools, trainer = _ext_model_and_pool(name)
         single = trainer.fit(model, pools)
         np.testing.assert_allclose(r0[name]["weights"], _flat_state(model), rtol=1e-4, atol=1e-6)

@@ -8,7 +8,6 @@ schedule, and the papers' setups are instances of it (see
 from __future__ import annotations
 
 import contextlib
-import inspect
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Literal
@@ -94,23 +93,17 @@ class Trainer:
     draws the same shuffled order (same seed) and trains on its contiguous
     slice of each mini-batch (the labeled set is thus sharded like
     ``DistributedSampler`` would, but per batch, so ``batch_size`` stays the
-    global batch size).  The step runs under
-    :class:`torch.nn.parallel.DistributedDataParallel`, built once per ``fit``
-    around a private module whose ``forward`` computes the whole loss of the
-    step (model forward, main or head loss, every extension's
-    ``training_loss``), so that every parameter use happens inside DDP's
-    forward; ``find_unused_parameters=True`` lets a head replacement leave the
-    backbone's head without gradient.  DDP averages the gradients over ranks,
-    so each rank's loss is scaled by ``world_size`` times its slice's share of
-    the batch, giving the gradient of the whole batch's mean loss.  On a step
-    where some rank's slice is empty (known on every rank from the batch size)
-    no rank enters DDP: the ranks with samples compute the loss directly and
-    every rank sums the share-weighted gradients with
-    :func:`activelearn.distributed.all_reduce_gradients`.  Gradient clipping
-    happens after the gradients are synchronised, on every rank.  Weights and
-    buffers are broadcast from rank 0 at the start of ``fit``; batch-norm
-    statistics are per rank afterwards (no buffer sync, no SyncBatchNorm).  In
-    a single process none of this is used.  See ``docs/distributed.md``.
+    global batch size).  Each rank's loss is weighted by its slice's share and
+    the gradients are summed over ranks with one all-reduce per step, which is
+    the data-parallel update of ``DistributedDataParallel`` (same starting
+    weights broadcast from rank 0, same averaged gradient on every rank, so the
+    replicas stay identical).  The all-reduce is done explicitly after
+    ``backward`` rather than by wrapping the model in DDP: a head replacement
+    leaves the backbone's head without gradient, which DDP only accepts with
+    ``find_unused_parameters=True``, and that option rejects extension losses
+    computed outside ``forward`` (both failures observed with torch 2.15; see
+    ``docs/distributed.md``).  Batch-norm statistics are per rank (no
+    SyncBatchNorm).
     """
 
     def __init__(
@@ -176,11 +169,8 @@ class Trainer:
         exts = list(model.extensions.values())
         has_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
         sharded = D.is_distributed()
-        world = D.world_size()
-        ddp = None
-        if sharded:  # same starting weights and buffers everywhere (DDP broadcasts them again when it wraps)
+        if sharded:  # same starting weights everywhere, as DistributedDataParallel ensures
             D.broadcast_module(model)
-            ddp = _data_parallel(_StepLoss(model, c, head_ext, exts))
         params = [p for g in opt.param_groups for p in g["params"]]
         clip = _grad_clip(c, exts)
         with torch.random.fork_rng(devices=[model.device.index or 0] if model.device.type == "cuda" else []):
@@ -196,9 +186,8 @@ class Trainer:
                         break
                     if part.size == 1 and n > 1 and has_batchnorm:
                         continue  # batch-norm cannot train on a single sample
-                    weight, synced = 1.0, False
+                    weight = 1.0
                     if sharded:
-                        synced = _every_rank_trains(part.size, has_batchnorm)
                         part, weight = _rank_piece(part, has_batchnorm)
                         if part.size == 0:  # nothing here this step: still take part in the gradient sum
                             opt.zero_grad(set_to_none=True)
@@ -217,20 +206,26 @@ class Trainer:
                     y = y_all[torch.from_numpy(part)].to(model.device)
                     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
                     with ctx:
-                        if synced:
-                            loss = ddp(x, y, progress)  # type: ignore[misc]
-                        else:  # one process, or a step that some rank sits out (DDP is entered by all ranks or none)
-                            loss = _step_loss(model, c, head_ext, exts, x, y, progress)
+                        out = model(x)
+                        if getattr(model, "open_set", False) and out.logits.shape[1] != model.num_classes + 1:
+                            raise InvalidParameterError(
+                                f"open_set=True needs a backbone with num_classes + 1 = {model.num_classes + 1} outputs "
+                                f"(the last is 'not in task'), got {out.logits.shape[1]}; build it with num_classes={model.num_classes + 1}"
+                            )
+                        if head_ext is not None:
+                            loss = head_ext.head_loss(out, y, progress)
+                        else:
+                            loss = _main_loss(c, out.logits, y)
+                        for ext in exts:
+                            extra = ext.training_loss(out, y, progress)  # type: ignore[operator]
+                            if extra is not None:
+                                loss = loss + extra
                     opt.zero_grad(set_to_none=True)
-                    if synced:
-                        # DDP averages over ranks: scaling by world * share makes the average the share-weighted sum
-                        scaler.scale(loss * (weight * world)).backward()
-                    else:
-                        scaler.scale(loss * weight).backward()
-                        if sharded:
-                            D.all_reduce_gradients(params)
+                    scaler.scale(loss * weight).backward()
+                    if sharded:
+                        D.all_reduce_gradients(params)
                     if clip is not None:
-                        scaler.unscale_(opt)  # clip the true (synchronised) gradient, not the AMP-scaled one
+                        scaler.unscale_(opt)  # clip the true gradient, not the AMP-scaled one
                         torch.nn.utils.clip_grad_norm_(params, clip)
                     scaler.step(opt)
                     scaler.update()
@@ -240,76 +235,8 @@ class Trainer:
                 if sharded:
                     total, count = D.all_reduce_sum([total, count])
                 last_loss = total / max(count, 1)
-        del ddp  # its reducer removes its gradient hooks from the model's parameters
         model.mark_trained()
         return {"train_loss": last_loss, "train_seconds": time.perf_counter() - start}
-
-
-def _step_loss(
-    model: ALModel, config: TrainConfig, head_ext: Any, exts: list[Any], x: torch.Tensor, y: torch.Tensor, progress: float
-) -> torch.Tensor:
-    """The whole training loss of one mini-batch: model forward, main (or head) loss, every extension's loss."""
-    out = model(x)
-    if getattr(model, "open_set", False) and out.logits.shape[1] != model.num_classes + 1:
-        raise InvalidParameterError(
-            f"open_set=True needs a backbone with num_classes + 1 = {model.num_classes + 1} outputs "
-            f"(the last is 'not in task'), got {out.logits.shape[1]}; build it with num_classes={model.num_classes + 1}"
-        )
-    if head_ext is not None:
-        loss = head_ext.head_loss(out, y, progress)
-    else:
-        loss = _main_loss(config, out.logits, y)
-    for ext in exts:
-        extra = ext.training_loss(out, y, progress)
-        if extra is not None:
-            loss = loss + extra
-    return loss
-
-
-class _StepLoss(torch.nn.Module):
-    """One training step's loss as a module, so that DDP sees every parameter use inside its ``forward``.
-
-    Wrapping only the model would leave the extension losses (computed from
-    the model's outputs and the extensions' own parameters) outside DDP's
-    forward, which DDP rejects with ``find_unused_parameters=True``.
-    """
-
-    def __init__(self, model: ALModel, config: TrainConfig, head_ext: Any, exts: list[Any]) -> None:
-        super().__init__()
-        self.model = model  # the extensions are submodules of the model, so their parameters are covered
-        self._config = config
-        self._parts = (head_ext, tuple(exts))  # a tuple: not registered a second time
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:  # type: ignore[override]
-        head_ext, exts = self._parts
-        return _step_loss(self.model, self._config, head_ext, list(exts), x, y, progress)
-
-
-def _data_parallel(step: _StepLoss) -> torch.nn.parallel.DistributedDataParallel:
-    """``step`` wrapped in DDP (its construction broadcasts rank 0's parameters).
-
-    ``find_unused_parameters=True``: a head replacement leaves the backbone's
-    own head without gradient.  No buffer broadcast before each forward:
-    batch-norm statistics stay per rank, as before DDP was used (the trainer
-    broadcasts the buffers once at the start of ``fit``).
-    """
-    ddp_cls = torch.nn.parallel.DistributedDataParallel
-    # torch >= 2.15 names the per-forward buffer sync `forward_sync_buffers` (`broadcast_buffers` is deprecated)
-    no_buffer_sync = (
-        {"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(ddp_cls).parameters else {"broadcast_buffers": False}
-    )
-    dev = step.model.device
-    return ddp_cls(
-        step,
-        device_ids=[dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else None,
-        find_unused_parameters=True,
-        **no_buffer_sync,
-    )
-
-
-def _every_rank_trains(n: int, has_batchnorm: bool) -> bool:
-    """True when every rank's slice of a batch of ``n`` is trainable (known on every rank without communication)."""
-    return all(s > 0 and not (has_batchnorm and s == 1) for s in D.shard_sizes(n))
 
 
 def _grad_clip(config: TrainConfig, extensions: list[Any]) -> float | None:
