@@ -31,6 +31,17 @@ def blobs(n: int = 240, d: int = 16, classes: int = 3, seed: int = 0) -> tuple[t
     return torch.tensor(x, dtype=torch.float32), y.astype(np.int64)
 
 
+def features_of_kind(rng: np.random.Generator, n: int, d: int, kind: str) -> np.ndarray:
+    """Adversarial feature rows (unscaled): ``normal``, ``duplicates`` (a few distinct points,
+    each repeated), ``constant`` or ``zeros``."""
+    if kind == "constant":
+        return np.full((n, d), 0.5)
+    if kind == "zeros":
+        return np.zeros((n, d))
+    x = rng.normal(size=(n, d))
+    return x[rng.integers(0, max(1, n // 4), size=n)] if kind == "duplicates" else x
+
+
 def make_setup(
     name: str,
     *,

@@ -24,6 +24,7 @@ from activelearn import distributed as D
 from activelearn.embeddings import iter_embeddings, read_embeddings, write_embeddings
 from activelearn.ops import kcenter_greedy, kcenter_greedy_distributed
 from activelearn.strategies.dacs import dacs_select
+from conftest import features_of_kind
 
 WORLD = 2
 
@@ -76,14 +77,7 @@ def _adversarial_cases() -> list[dict[str, Any]]:
         d = int(rng.choice([1, 3, 8]))
         kind = ("normal", "duplicates", "constant", "zeros")[i % 4]
         scale = (1e-12, 1e-6, 1.0, 1e6, 1e12)[i % 5]
-        if kind == "constant":
-            x = np.full((n, d), 0.5)
-        elif kind == "zeros":
-            x = np.zeros((n, d))
-        else:
-            x = rng.normal(size=(n, d))
-            if kind == "duplicates":
-                x = x[rng.integers(0, max(1, n // 4), size=n)]
+        x = features_of_kind(rng, n, d, kind)
         n_lab = min(int(rng.integers(0, n)), n - 1)
         labeled = rng.choice(n, size=n_lab, replace=False).tolist() if n_lab else None
         cases.append({

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import activelearn as al
+from conftest import features_of_kind
 from activelearn import ops
 from activelearn.backbones import MLP
 from activelearn.loop import validate_selection
@@ -31,15 +32,7 @@ SCALES = (1e-6, 1.0, 1e6)
 
 
 def _features(rng: np.random.Generator, n: int, d: int, kind: str, scale: float) -> np.ndarray:
-    if kind == "constant":
-        x = np.full((n, d), 0.5)
-    elif kind == "zeros":
-        x = np.zeros((n, d))
-    else:
-        x = rng.normal(size=(n, d))
-        if kind == "duplicates":  # a few distinct points, each repeated
-            x = x[rng.integers(0, max(1, n // 4), size=n)]
-    return x * scale
+    return features_of_kind(rng, n, d, kind) * scale
 
 
 pool_params = st.fixed_dictionaries({

@@ -192,12 +192,7 @@ class Trainer:
                         if part.size == 0:  # nothing here this step: still take part in the gradient sum
                             opt.zero_grad(set_to_none=True)
                             scaler.scale(torch.zeros((), device=model.device))  # sets up the scale if unused so far
-                            D.all_reduce_gradients(params)
-                            if clip is not None:  # the same clip as the ranks that trained, so the replicas stay identical
-                                scaler.unscale_(opt)
-                                torch.nn.utils.clip_grad_norm_(params, clip)
-                            scaler.step(opt)
-                            scaler.update()
+                            _apply_step(opt, scaler, params, clip, sharded)  # same sync and clip as the ranks that trained
                             continue
                     x = pools.inputs(idx[part])
                     if self.transform is not None:
@@ -222,13 +217,7 @@ class Trainer:
                                 loss = loss + extra
                     opt.zero_grad(set_to_none=True)
                     scaler.scale(loss * weight).backward()
-                    if sharded:
-                        D.all_reduce_gradients(params)
-                    if clip is not None:
-                        scaler.unscale_(opt)  # clip the true gradient, not the AMP-scaled one
-                        torch.nn.utils.clip_grad_norm_(params, clip)
-                    scaler.step(opt)
-                    scaler.update()
+                    _apply_step(opt, scaler, params, clip, sharded)
                     total += float(loss.detach()) * part.size
                     count += part.size
                 scheduler.step()
@@ -237,6 +226,23 @@ class Trainer:
                 last_loss = total / max(count, 1)
         model.mark_trained()
         return {"train_loss": last_loss, "train_seconds": time.perf_counter() - start}
+
+
+def _apply_step(
+    opt: torch.optim.Optimizer, scaler: Any, params: list[torch.nn.Parameter], clip: float | None, sharded: bool
+) -> None:
+    """Finish a step after ``backward``: sum gradients over ranks, clip, update.
+
+    Every rank runs this, also a rank that sat the step out, so the replicas
+    apply the same synchronised, clipped gradient.
+    """
+    if sharded:
+        D.all_reduce_gradients(params)
+    if clip is not None:
+        scaler.unscale_(opt)  # clip the true gradient, not the AMP-scaled one
+        torch.nn.utils.clip_grad_norm_(params, clip)
+    scaler.step(opt)
+    scaler.update()
 
 
 def _grad_clip(config: TrainConfig, extensions: list[Any]) -> float | None:
