@@ -210,7 +210,7 @@ class ALModel(nn.Module):
     def _capture_embedding(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         self._captured["embeddings"] = args[0]
 
-    def _make_stage_hook(self, i: int):  # noqa: ANN202
+    def _make_stage_hook(self, i: int):
         def hook(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
             self._captured[f"stage{i}"] = output
 

@@ -175,7 +175,7 @@ class ClusterAnnotation(Strategy):
         if self.scenario == "cluster":
             return 0, budget
         if self.switch_at is None:
-            first = int(round(self.split * budget))
+            first = round(self.split * budget)
         else:
             first = int(np.clip(self.switch_at - pools.n_interactions, 0, budget))
         second = budget - first

@@ -33,7 +33,7 @@ from ..exceptions import InvalidParameterError
 from ..ops.kcenter import min_distances
 from ..ops.representer import ibal_scores, with_bias
 from .autoencoder import fit_autoencoder, pool_latents
-from .base import ScoreStrategy, optional_int, positive_int
+from .base import ScoreStrategy, positive_int
 from .registry import register
 
 if TYPE_CHECKING:
