@@ -217,7 +217,7 @@ class ALModel(nn.Module):
         return hook
 
     # -------------------------------------------------------------- forward
-    def forward(self, x: torch.Tensor) -> ForwardOutput:  # type: ignore[override]
+    def forward(self, x: torch.Tensor) -> ForwardOutput:
         """One pass of the backbone returning logits, embeddings and stage outputs."""
         self._captured = {}
         logits = self.backbone(x)
@@ -230,7 +230,7 @@ class ALModel(nn.Module):
     def head_extension(self) -> ModelExtension | None:
         """The attached extension that replaces the head, if any."""
         for ext in self.extensions.values():
-            if ext.replaces_head:  # type: ignore[union-attr]
+            if ext.replaces_head:
                 return ext  # type: ignore[return-value]
         return None
 

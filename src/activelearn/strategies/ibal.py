@@ -44,12 +44,12 @@ __all__ = ["IBAL", "IBALD", "EntropyD"]
 
 
 def positive_float(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) > 0 or not np.isfinite(float(value)):
         raise InvalidParameterError(f"{name} must be a positive number, got {value!r}")
 
 
 def nonnegative_float(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0 or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) >= 0 or not np.isfinite(float(value)):
         raise InvalidParameterError(f"{name} must be a number >= 0, got {value!r}")
 
 
