@@ -368,11 +368,15 @@ def test_random_crop_flip() -> None:
     assert torch.equal(D.RandomCropFlip(padding=0, flip_p=0.0)(x), x)
     assert torch.equal(D.RandomCropFlip(padding=0, flip_p=1.0)(x), x.flip(-1))
     t = D.RandomCropFlip(32, 4, 0.5, fill=(-1.0, -2.0, -3.0))
-    torch.manual_seed(0)
-    outs = [t(x) for _ in range(20)]
-    torch.manual_seed(0)
-    again = [t(x) for _ in range(20)]
+    global_state = torch.get_rng_state()
+    g = torch.Generator().manual_seed(0)
+    outs = [t(x, generator=g) for _ in range(20)]
+    g = torch.Generator().manual_seed(0)
+    again = [t(x, generator=g) for _ in range(20)]
     assert all(torch.equal(a, b) for a, b in zip(outs, again))
+    assert torch.equal(torch.get_rng_state(), global_state)  # the global RNG was neither read nor advanced
+    other = [t(x, generator=torch.Generator().manual_seed(1)) for _ in range(20)]
+    assert any(not torch.equal(a, b) for a, b in zip(outs, other))
     assert all(o.shape == (3, 32, 32) for o in outs)
     assert len({o.sum().item() for o in outs}) > 1  # random shifts happen
     # every output is a padded, shifted (maybe flipped) window of the input
