@@ -111,3 +111,12 @@ def test_trainer_still_calls_plain_transforms() -> None:
 
     _fit(plain)
     assert len(seen) == 48 and all(s == (16,) for s in seen)
+
+
+def test_load_plugins_lives_with_the_registry_and_cli_reexports_it() -> None:
+    from activelearn import cli
+    from activelearn.strategies import registry
+
+    assert cli.load_plugins is registry.load_plugins
+    with pytest.raises(al.exceptions.InvalidParameterError, match="no such file"):
+        registry.load_plugins(["/nonexistent/plugin.py"])

@@ -116,7 +116,7 @@ def loop_from_recipe(recipe: dict[str, Any], **overrides: Any) -> ActiveLoop:
     recipe = dict(recipe)
     plugins = recipe.pop("plugins", None) or []
     if plugins:
-        from .cli import load_plugins
+        from .strategies.registry import load_plugins
 
         load_plugins(plugins)
     kwargs = {k: _decode(v) for k, v in recipe.items()}
