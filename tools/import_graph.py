@@ -9,6 +9,7 @@ component with more than one module and one shortest cycle through each edge of 
 from __future__ import annotations
 
 import ast
+import itertools
 import sys
 from collections import deque
 from pathlib import Path
@@ -32,51 +33,52 @@ def _is_type_checking(test: ast.expr) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def edges(mods: dict[str, Path]) -> dict[tuple[str, str], set[str]]:
-    found: dict[tuple[str, str], set[str]] = {}
+def _scan(name: str, path: Path, mods: dict[str, Path], found: dict[tuple[str, str], set[str]]) -> None:
+    """Add the edges of module ``name`` (file ``path``) to ``found``."""
+    base = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
 
-    def add(src: str, target: str, kind: str) -> None:
+    def add(target: str, kind: str) -> None:
         while target and target not in mods:  # `from pkg.mod import name`: the module part
             target = target.rpartition(".")[0]
-        if target and target != src:
-            found.setdefault((src, target), set()).add(kind)
+        if target and target != name:
+            found.setdefault((name, target), set()).add(kind)
 
-    for name, path in mods.items():
-        is_pkg = path.name == "__init__.py"
-        base = name.split(".") if is_pkg else name.split(".")[:-1]
+    def visit(node: ast.AST, kind: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            k = "func" if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and kind == "top" else kind
+            if isinstance(child, ast.If) and _is_type_checking(child.test):
+                for sub in child.body:
+                    visit_one(sub, "typing")
+                for sub in child.orelse:
+                    visit_one(sub, k)
+                continue
+            visit_one(child, k)
 
-        def visit(node: ast.AST, kind: str) -> None:
-            for child in ast.iter_child_nodes(node):
-                k = kind
-                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and kind == "top":
-                    k = "func"
-                if isinstance(child, ast.If) and _is_type_checking(child.test):
-                    for sub in child.body:
-                        visit_one(sub, "typing")
-                    for sub in child.orelse:
-                        visit_one(sub, k)
-                    continue
-                visit_one(child, k)
-
-        def visit_one(child: ast.AST, k: str) -> None:
-            if isinstance(child, ast.Import):
-                for a in child.names:
-                    if a.name.split(".")[0] == PKG:
-                        add(name, a.name, k)
-            elif isinstance(child, ast.ImportFrom):
-                if child.level:
-                    anchor = base[: len(base) - (child.level - 1)]
-                    mod = ".".join(anchor + ([child.module] if child.module else []))
-                else:
-                    mod = child.module or ""
-                if mod.split(".")[0] != PKG:
-                    return
+    def visit_one(child: ast.AST, k: str) -> None:
+        if isinstance(child, ast.Import):
+            for a in child.names:
+                if a.name.split(".")[0] == PKG:
+                    add(a.name, k)
+        elif isinstance(child, ast.ImportFrom):
+            if child.level:
+                anchor = base[: len(base) - (child.level - 1)]
+                mod = ".".join(anchor + ([child.module] if child.module else []))
+            else:
+                mod = child.module or ""
+            if mod.split(".")[0] == PKG:
                 for a in child.names:
                     full = f"{mod}.{a.name}"
-                    add(name, full if full in mods else mod, k)
-            visit(child, k)
+                    add(full if full in mods else mod, k)
+        visit(child, k)
 
-        visit(ast.parse(path.read_text()), "top")
+    visit(ast.parse(path.read_text()), "top")
+
+
+def edges(mods: dict[str, Path]) -> dict[tuple[str, str], set[str]]:
+    """``(importer, imported) -> kinds`` for every import between the package's modules."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for name, path in mods.items():
+        _scan(name, path, mods, found)
     return found
 
 
@@ -155,10 +157,10 @@ def main() -> None:
                         back = shortest_path(adj, b, a, members)
                         if back:
                             cyc = tuple([a, *back])
-                            key = frozenset(zip(cyc, cyc[1:]))
+                            key = frozenset(itertools.pairwise(cyc))
                             if key not in seen:
                                 seen.add(key)
-                                tags = [",".join(sorted(found[(x, y)] & keep)) for x, y in zip(cyc, cyc[1:])]
+                                tags = [",".join(sorted(found[(x, y)] & keep)) for x, y in itertools.pairwise(cyc)]
                                 print("    " + " ".join(f"{x.removeprefix(PKG + '.')} -[{t}]->" for x, t in zip(cyc, tags)) + " " + cyc[-1].removeprefix(PKG + "."))
 
 
