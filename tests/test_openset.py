@@ -58,7 +58,7 @@ def _loop(strategy: al.strategies.Strategy, *, n: int = 150, budget: int = 7, cy
 
 
 def test_quota_mode_stops_at_exactly_the_quota() -> None:
-    loop, in_task = _loop(al.strategies.get("random", seed=0), budget=7, cycles=4)
+    loop, _in_task = _loop(al.strategies.get("random", seed=0), budget=7, cycles=4)
     hist = loop.run()
     assert hist.column("n_labeled").tolist() == [20, 27, 34, 41]
     assert hist.column("in_task_labels").tolist() == [20, 27, 34, 41]
@@ -100,7 +100,7 @@ def test_rejected_never_reenter_the_unlabeled_pool() -> None:
 
 
 def test_open_set_model_trains_rejected_as_extra_class() -> None:
-    model, pools, oracle, in_task, _ = open_setup()
+    model, pools, oracle, _in_task, _ = open_setup()
     pools.record(oracle.answer(al.Query(np.arange(150))), cycle=0)
     al.Trainer(al.TrainConfig(epochs=60, batch_size=32)).fit(model, pools)
     assert "open_probs" in model.provides()
@@ -113,7 +113,7 @@ def test_open_set_model_trains_rejected_as_extra_class() -> None:
 
 
 def test_skip_predicted_ood_prefers_predicted_in_task() -> None:
-    model, pools, oracle, in_task, _ = open_setup()
+    model, pools, oracle, _in_task, _ = open_setup()
     pools.record(oracle.answer(al.Query(np.arange(0, 150, 2))), cycle=0)
     al.Trainer(al.TrainConfig(epochs=40, batch_size=32)).fit(model, pools)
     unl = pools.unlabeled

@@ -284,6 +284,10 @@ class ResNet18(nn.Module):
     """
 
     stage_names: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
+    layer1: nn.Sequential  # set in __init__ with setattr
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__()

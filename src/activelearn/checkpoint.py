@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from .exceptions import CheckpointError
+from .oracle import StatefulOracle
 from .history import CycleRecord, History, _json_default
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def checkpoint_path(out_dir: str | os.PathLike[str]) -> Path:
 # ------------------------------------------------------------------ RNG state
 def rng_state() -> dict[str, Any]:
     """Every global RNG state (torch CPU, each CUDA device, NumPy, Python) as plain data."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
     py_version, py_internal, py_gauss = random.getstate()
     return {
         "torch": torch.get_rng_state(),
@@ -148,7 +149,7 @@ def save_checkpoint(loop: "ActiveLoop", stage: str, *, pending: CycleRecord | No
         raise CheckpointError(f"unknown checkpoint stage {stage!r}; expected one of {list(STAGES)}")
     model, trainer = loop.model, loop.trainer
     model.build_extensions(loop.pools.inputs(np.arange(min(2, loop.pools.n))))  # seeded: same weights as a later build
-    oracle_state = loop.oracle.state_dict() if callable(getattr(loop.oracle, "state_dict", None)) else None
+    oracle_state = loop.oracle.state_dict() if isinstance(loop.oracle, StatefulOracle) else None
     state = {
         "format": FORMAT_VERSION,
         "stage": stage,
@@ -232,7 +233,7 @@ def restore_checkpoint(loop: "ActiveLoop", state: dict[str, Any]) -> dict[str, A
     if state["optimizer"] is not None:
         loop.trainer.optimizer = loop.trainer._make_optimizer(model)
         loop.trainer.optimizer.load_state_dict(state["optimizer"])
-    if state["oracle"] is not None and callable(getattr(loop.oracle, "load_state_dict", None)):
+    if state["oracle"] is not None and isinstance(loop.oracle, StatefulOracle):
         loop.oracle.load_state_dict(state["oracle"])
     set_rng_state(state["rng"])
     pending = state["pending"]

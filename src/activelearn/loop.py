@@ -413,7 +413,7 @@ class ActiveLoop:
         if self.pools.n_labeled == 0:
             raise InvalidInputError("no labeled samples to start from: pass initial=<int or indices> or label some first")
         start = len(self.history)
-        cycles = range(start, self.cycles)
+        cycles: Any = range(start, self.cycles)  # a tqdm bar over it when show
         show = self.progress and dist_helpers.is_main_process()  # one bar, not one per rank
         if show:
             from tqdm.auto import tqdm
@@ -430,7 +430,7 @@ class ActiveLoop:
                 record = self.step(cycle)
             self.history.append(record)
             if show and "accuracy" in record.metrics:
-                cycles.set_postfix(acc=f"{record.metrics['accuracy']:.3f}", labeled=record.n_labeled)  # type: ignore[union-attr]
+                cycles.set_postfix(acc=f"{record.metrics['accuracy']:.3f}", labeled=record.n_labeled)
             for cb in self.callbacks:  # before saving, so what callbacks add to record.extra is saved
                 cb(self, record)
             if self.out_dir is not None:

@@ -210,14 +210,14 @@ class ALModel(nn.Module):
     def _capture_embedding(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         self._captured["embeddings"] = args[0]
 
-    def _make_stage_hook(self, i: int):  # noqa: ANN202
+    def _make_stage_hook(self, i: int):
         def hook(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
             self._captured[f"stage{i}"] = output
 
         return hook
 
     # -------------------------------------------------------------- forward
-    def forward(self, x: torch.Tensor) -> ForwardOutput:  # type: ignore[override]
+    def forward(self, x: torch.Tensor) -> ForwardOutput:
         """One pass of the backbone returning logits, embeddings and stage outputs."""
         self._captured = {}
         logits = self.backbone(x)
@@ -230,7 +230,7 @@ class ALModel(nn.Module):
     def head_extension(self) -> ModelExtension | None:
         """The attached extension that replaces the head, if any."""
         for ext in self.extensions.values():
-            if ext.replaces_head:  # type: ignore[union-attr]
+            if ext.replaces_head:
                 return ext  # type: ignore[return-value]
         return None
 

@@ -8,6 +8,7 @@ schedule, and the papers' setups are instances of it (see
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Literal
@@ -84,6 +85,8 @@ class Trainer:
     config : TrainConfig
     transform : callable, optional
         Per-sample augmentation applied to each training input (not at evaluation).
+        If it takes a ``generator`` keyword it gets a ``torch.Generator`` seeded from
+        ``(config.seed, cycle)``, so augmentation never touches the global RNG.
     progress : bool
         Show a progress bar over epochs.
 
@@ -158,6 +161,7 @@ class Trainer:
         use_amp = bool(c.amp and model.device.type == "cuda")
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
         gen = torch.Generator().manual_seed(int(np.random.SeedSequence([c.seed, cycle]).generate_state(1)[0]))
+        aug_gen = torch.Generator().manual_seed(int(gen.initial_seed()) + 2)
         n = idx.size
         epochs = range(c.epochs)
         if self.progress:
@@ -179,7 +183,7 @@ class Trainer:
                 model.train()
                 progress = epoch / c.epochs
                 perm = torch.randperm(n, generator=gen).numpy()
-                total, count = 0.0, 0
+                total, count = 0.0, 0.0
                 for s in range(0, n, c.batch_size):
                     part = perm[s : s + c.batch_size]
                     if c.drop_last and part.size < c.batch_size and n > c.batch_size:
@@ -196,7 +200,7 @@ class Trainer:
                             continue
                     x = pools.inputs(idx[part])
                     if self.transform is not None:
-                        x = torch.stack([self.transform(xi) for xi in x])
+                        x = _augment(self.transform, x, aug_gen)
                     x = x.to(model.device, non_blocking=True)
                     y = y_all[torch.from_numpy(part)].to(model.device)
                     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
@@ -243,6 +247,15 @@ def _apply_step(
         torch.nn.utils.clip_grad_norm_(params, clip)
     scaler.step(opt)
     scaler.update()
+
+
+def _augment(transform: Callable[..., torch.Tensor], x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """``transform`` per sample, given ``generator=gen`` when it takes one (then it never draws from the global RNG)."""
+    try:
+        takes_gen = "generator" in inspect.signature(transform).parameters
+    except (TypeError, ValueError):  # builtins and some C callables have no signature
+        takes_gen = False
+    return torch.stack([transform(xi, generator=gen) if takes_gen else transform(xi) for xi in x])
 
 
 def _grad_clip(config: TrainConfig, extensions: list[Any]) -> float | None:
