@@ -28,6 +28,10 @@ from .ncenet import NCENet
 from .baselines import BEntropy
 from . import contrastive as _contrastive  # noqa: F401
 from .contrastive import ContrastiveDistance, ContrastiveRandom
+from . import bald as _bald  # noqa: F401  (bald, batchbald, vaal)
+from . import vaal as _vaal  # noqa: F401
+from .bald import BALD, BatchBALD
+from .vaal import VAAL
 
 __all__ = [
     "Strategy",
@@ -56,4 +60,7 @@ __all__ = [
     "IBALD",
     "EntropyD",
     "ClusterAnnotation",
+    "BALD",
+    "BatchBALD",
+    "VAAL",
 ]
