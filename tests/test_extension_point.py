@@ -196,3 +196,20 @@ def test_two_identical_runs_give_identical_picks(name: str) -> None:
     pa = a.strategy.select(a.model, a.pools, 10)
     np.testing.assert_array_equal(pa, b.strategy.select(b.model, b.pools, 10))
     assert not np.array_equal(pa, c.strategy.select(c.model, c.pools, 10))  # the seed matters
+
+
+def test_docs_example_runs() -> None:
+    """The worked example of docs/extensions.md runs and asserts same seeds -> same picks."""
+    import pathlib
+    import re
+
+    from activelearn.strategies import registry
+
+    text = (pathlib.Path(__file__).parents[1] / "docs" / "extensions.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    saved = dict(registry._REGISTRY)
+    try:
+        exec(compile(code, "docs/extensions.md", "exec"), {"__name__": "docs_example"})
+    finally:
+        registry._REGISTRY.clear()
+        registry._REGISTRY.update(saved)
