@@ -21,12 +21,15 @@ The outputs therefore depend only on ``(seed, sample, input)``, not on the
 batch size or on how the caller chunks the indices, and the global RNG is never
 used (the passes also run inside ``torch.random.fork_rng`` so that a layer
 drawing from it could not change it either).
+
+This module does not import :mod:`activelearn.model` (which imports it), so
+the model is typed ``Any`` here: it is an :class:`activelearn.ALModel`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -35,9 +38,6 @@ from torch import nn
 
 from ._validation import check_positive_int
 from .exceptions import InvalidParameterError
-
-if TYPE_CHECKING:
-    from .model import ALModel
 
 __all__ = ["dropout_layers", "require_dropout", "ConsistentMasks", "mc_outputs"]
 
@@ -95,7 +95,7 @@ class ConsistentMasks:
             self._masks[key] = mask
         return mask.to(x.dtype)
 
-    def _hook(self, j: int):  # noqa: ANN202
+    def _hook(self, j: int) -> Callable[[nn.Module, tuple[Any, ...], torch.Tensor], torch.Tensor]:
         def hook(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
             x = args[0]
             return x * self._mask(j, module, x)
@@ -112,7 +112,7 @@ class ConsistentMasks:
         self._handles = []
 
 
-def _log_probs(model: "ALModel", res: dict[str, torch.Tensor]) -> torch.Tensor:
+def _log_probs(model: Any, res: dict[str, torch.Tensor]) -> torch.Tensor:
     if model.head_extension is not None:
         return torch.log(res["probs"].clamp_min(torch.finfo(torch.float32).tiny))
     logits = res["logits"]
@@ -122,7 +122,7 @@ def _log_probs(model: "ALModel", res: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def mc_outputs(
-    model: "ALModel",
+    model: Any,
     pools: Any,
     indices: Sequence[int] | np.ndarray,
     n_samples: int,

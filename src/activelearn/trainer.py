@@ -213,11 +213,11 @@ class Trainer:
                             loss = head_ext.head_loss(out, y, progress)
                         else:
                             loss = _main_loss(c, out.logits, y)
-                        ctx = StepContext(out, y, progress, x, model, idx[part], step=step, epoch=epoch)
+                        step_ctx = StepContext(out, y, progress, x, model, idx[part], step=step, epoch=epoch)
                         if unlabeled is not None:
-                            ctx.unlabeled_indices, ctx.unlabeled_inputs = unlabeled.next(self.transform, model.device, sharded)
+                            step_ctx.unlabeled_indices, step_ctx.unlabeled_inputs = unlabeled.next(self.transform, model.device, sharded)
                         for ext in exts:
-                            extra = ext.step_loss(ctx)  # type: ignore[operator]
+                            extra = ext.step_loss(step_ctx)  # type: ignore[operator]
                             if extra is not None:
                                 loss = loss + extra
                     opt.zero_grad(set_to_none=True)

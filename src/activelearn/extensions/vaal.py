@@ -113,32 +113,36 @@ class VAALModule(ModelExtension):
         k = self.disc_hidden
         self.discriminator = nn.Sequential(nn.Linear(z, k), nn.ReLU(), nn.Linear(k, k), nn.ReLU(), nn.Linear(k, 1))
 
+    def _nets(self) -> tuple[nn.Module, nn.Module, nn.Module]:
+        if self.encoder is None or self.decoder is None or self.discriminator is None:
+            raise InvalidParameterError("the VAAL module is not built yet; attach it to an ALModel first")
+        return self.encoder, self.decoder, self.discriminator
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Latent mean and log-variance, each ``B x latent_dim``."""
-        if self.encoder is None:
-            raise InvalidParameterError("the VAAL module is not built yet; attach it to an ALModel first")
-        mu, logvar = self.encoder(x.float()).chunk(2, dim=1)
+        mu, logvar = self._nets()[0](x.float()).chunk(2, dim=1)
         return mu, logvar
 
     def vae_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(MSE(recon, x) + beta * KL, mu)`` with the reparameterised sample."""
         mu, logvar = self.encode(x)
         zs = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        recon = self.decoder(zs)
+        recon = self._nets()[1](zs)
         kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
         return F.mse_loss(recon, x.float().flatten(1)) + self.beta * kld, mu
 
     def labeled_logit(self, mu: torch.Tensor) -> torch.Tensor:
         """The discriminator's logit that a latent mean comes from a labeled sample, shape ``(B,)``."""
-        return self.discriminator(mu).squeeze(1)
+        return self._nets()[2](mu).squeeze(1)
 
     def step_loss(self, ctx: StepContext) -> torch.Tensor | None:
         """VAE and discriminator steps on the labeled and unlabeled batches; adds nothing to the task loss."""
         if ctx.unlabeled_inputs is None or len(ctx.unlabeled_inputs) == 0:
             return None
         if ctx.step == 0 or self._opts is None:
-            vae_params = list(self.encoder.parameters()) + list(self.decoder.parameters())  # type: ignore[union-attr]
-            self._opts = (torch.optim.Adam(vae_params, lr=self.lr), torch.optim.Adam(self.discriminator.parameters(), lr=self.lr))
+            enc, dec, disc = self._nets()
+            vae_params = list(enc.parameters()) + list(dec.parameters())
+            self._opts = (torch.optim.Adam(vae_params, lr=self.lr), torch.optim.Adam(disc.parameters(), lr=self.lr))
         opt_vae, opt_disc = self._opts
         xl, xu = ctx.inputs.detach(), ctx.unlabeled_inputs.detach()
         dev = xl.device.type

@@ -20,12 +20,12 @@ __all__ = ["VAAL"]
 
 
 def _nonneg(name: str, value: Any) -> None:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value >= 0:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not float(value) >= 0:
         raise InvalidParameterError(f"{name} must be a non-negative number, got {value!r}")
 
 
 def _pos(name: str, value: Any) -> None:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value > 0:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not float(value) > 0:
         raise InvalidParameterError(f"{name} must be a positive number, got {value!r}")
 
 
