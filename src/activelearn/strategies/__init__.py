@@ -24,14 +24,13 @@ from .combine import ExpandSqueeze
 from .baselines import Entropy, LeastConfidence, Margin, RandomSampling
 from .coreset import CoreSet
 from .learning_loss import LearningLoss
+# MC-dropout and adversarial baselines (issue 15): BALD, BatchBALD, VAAL
+from .bald import BALD, BatchBALD
+from .vaal import VAAL
 from .ncenet import NCENet
 from .baselines import BEntropy
 from . import contrastive as _contrastive  # noqa: F401
 from .contrastive import ContrastiveDistance, ContrastiveRandom
-from . import bald as _bald  # noqa: F401  (bald, batchbald, vaal)
-from . import vaal as _vaal  # noqa: F401
-from .bald import BALD, BatchBALD
-from .vaal import VAAL
 
 __all__ = [
     "Strategy",
@@ -49,6 +48,9 @@ __all__ = [
     "Margin",
     "CoreSet",
     "LearningLoss",
+    "BALD",
+    "BatchBALD",
+    "VAAL",
     "NCENet",
     "BEntropy",
     "ExpandSqueeze",
@@ -60,7 +62,4 @@ __all__ = [
     "IBALD",
     "EntropyD",
     "ClusterAnnotation",
-    "BALD",
-    "BatchBALD",
-    "VAAL",
 ]
