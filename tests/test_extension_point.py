@@ -213,3 +213,22 @@ def test_docs_example_runs() -> None:
     finally:
         registry._REGISTRY.clear()
         registry._REGISTRY.update(saved)
+
+
+def test_unlabeled_batches_get_the_training_transform() -> None:
+    pools, _ = _pools()
+    seen: list[torch.Tensor] = []
+
+    class Keep(Recorder):
+        def step_loss(self, ctx: StepContext) -> torch.Tensor:
+            seen.append(ctx.unlabeled_inputs - pools.inputs(ctx.unlabeled_indices))
+            return super().step_loss(ctx)
+
+    def shift(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return x + (torch.rand((), generator=generator) if generator is not None else 0.5)
+
+    state = torch.get_rng_state()
+    al.Trainer(al.TrainConfig(epochs=1, batch_size=8), transform=shift).fit(_model(ext=Keep()), pools, cycle=1)
+    assert torch.equal(torch.get_rng_state(), state)
+    diffs = torch.cat([d[:, 0] for d in seen])
+    assert diffs.min() > 0 and diffs.max() < 1 and diffs.std() > 0

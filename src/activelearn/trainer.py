@@ -251,6 +251,7 @@ class _UnlabeledBatches:
         self.size = min(config.batch_size, self.pool.size)
         seed = int(np.random.SeedSequence([config.seed, cycle, 1]).generate_state(1)[0])
         self.gen = torch.Generator().manual_seed(seed)
+        self.aug_gen = torch.Generator().manual_seed(seed + 1)
         self.order = np.zeros(0, dtype=np.int64)
         self.pos = 0
 
@@ -270,8 +271,18 @@ class _UnlabeledBatches:
             rows = rows[a:b]
         x = self.pools.inputs(rows)
         if transform is not None and len(x):
-            x = torch.stack([transform(xi) for xi in x])
+            x = torch.stack([self._transform(transform, xi) for xi in x])
         return rows, x.to(device, non_blocking=True)
+
+    def _transform(self, transform: Callable[..., torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
+        """One augmented sample; a transform taking ``generator=`` draws from this walk's own generator."""
+        import inspect
+
+        try:
+            takes_gen = "generator" in inspect.signature(transform).parameters
+        except (TypeError, ValueError):  # builtins and some C callables have no signature
+            takes_gen = False
+        return transform(xi, generator=self.aug_gen) if takes_gen else transform(xi)
 
 
 def _apply_step(
