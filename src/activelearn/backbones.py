@@ -367,7 +367,9 @@ def build_backbone(
     Parameters
     ----------
     name : {"mlp", "cnn", "resnet18"}
-        Backbone name (case-insensitive).
+        Backbone name (case-insensitive), optionally followed by numeric
+        keyword arguments, e.g. ``"mlp:dropout=0.5"`` (so that a command line
+        or a recipe holding only a name can ask for MC dropout).
     input_shape : sequence of int
         Shape of one sample, e.g. ``(784,)`` or ``(1, 28, 28)``; ``"cnn"`` and
         ``"resnet18"`` need ``(C, H, W)``.
@@ -390,6 +392,7 @@ def build_backbone(
     """
     if not isinstance(name, str):
         raise InvalidParameterError(f"backbone name must be a str, one of {list(BACKBONES)}; got {name!r}")
+    name, kwargs = _split_options(name, kwargs)
     key = name.strip().lower().replace("-", "").replace("_", "")
     key = {"resnet": "resnet18", "convnet": "cnn", "smallcnn": "cnn"}.get(key, key)
     if key not in BACKBONES:
@@ -414,6 +417,23 @@ def build_backbone(
         return ResNet18(num_classes, shape[0], **kwargs)
     except TypeError as exc:
         raise InvalidParameterError(f"bad arguments for backbone {key!r}: {exc}") from exc
+
+
+def _split_options(name: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``"mlp:dropout=0.5,hidden=..."`` -> ``("mlp", {"dropout": 0.5})`` merged over ``kwargs`` (numbers only)."""
+    if ":" not in name:
+        return name, kwargs
+    base, _, opts = name.partition(":")
+    parsed: dict[str, Any] = {}
+    for item in filter(None, (o.strip() for o in opts.split(","))):
+        k, eq, v = item.partition("=")
+        try:
+            parsed[k.strip()] = int(v) if v.strip().lstrip("-").isdigit() else float(v)
+        except ValueError:
+            eq = ""
+        if not eq or not k.strip():
+            raise InvalidParameterError(f"backbone options must read 'name:key=number,...', e.g. 'mlp:dropout=0.5'; got {name!r}")
+    return base, {**kwargs, **parsed}
 
 
 def default_backbone_for(bundle: Any) -> str:
