@@ -157,5 +157,5 @@ def test_dropout_option_default_off_and_by_name() -> None:
     for bad in (1.0, -0.1, True):
         with pytest.raises(InvalidParameterError, match="dropout must be a probability"):
             SmallCNN(dropout=bad)
-    with pytest.raises(InvalidParameterError, match="mlp:dropout=0.5"):
+    with pytest.raises(InvalidParameterError, match=r"mlp:dropout=0\.5"):
         build_backbone("mlp:dropout", input_shape=(4,), num_classes=2)
