@@ -35,7 +35,9 @@ networks, 2 VAE steps and 1 discriminator step per iteration, a discriminator
   networks are re-initialised by ``reset_parameters`` when
   ``TrainConfig.from_scratch``);
 * the discriminator outputs a logit (BCE with logits; ``sigmoid`` of it is the
-  served probability), which is the same model, numerically safer.
+  served probability), which is the same model, numerically safer;
+* the log-variance is clamped to [-30, 20], so that inputs of large scale
+  (features around 1e6) cannot overflow ``exp(logvar)`` into NaN scores.
 """
 
 from __future__ import annotations
@@ -119,9 +121,9 @@ class VAALModule(ModelExtension):
         return self.encoder, self.decoder, self.discriminator
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Latent mean and log-variance, each ``B x latent_dim``."""
+        """Latent mean and log-variance (clamped to [-30, 20]), each ``B x latent_dim``."""
         mu, logvar = self._nets()[0](x.float()).chunk(2, dim=1)
-        return mu, logvar
+        return mu, logvar.clamp(-30.0, 20.0)
 
     def vae_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(MSE(recon, x) + beta * KL, mu)`` with the reparameterised sample."""
