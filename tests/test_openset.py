@@ -18,13 +18,13 @@ from activelearn.strategies.contrastive import cluster_quotas, radius_order
 from conftest import blobs
 
 
-def open_setup(n: int = 150, seed: int = 0, open_set: bool = True, every: int = 4):
+def open_setup(n: int = 150, seed: int = 0, open_set: bool = True, every: int = 4, dropout: float = 0.0):
     """3 in-task blob classes; every ``every``-th sample is 'not in task'; costs 1 + (i % 2)."""
     x, y = blobs(n, seed=0)
     in_task = np.arange(n) % every != 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = MLP(16, 4 if open_set else 3, hidden=(32, 16))
+        net = MLP(16, 4 if open_set else 3, hidden=(32, 16), dropout=dropout)
     model = al.ALModel(net, num_classes=3, device="cpu", seed=seed, open_set=open_set)
     pools = al.Pools(x, num_classes=3)
     cost = 1.0 + (np.arange(n) % 2)
@@ -51,7 +51,8 @@ def test_cost_per_accuracy_matches_paper_table() -> None:
 
 
 def _loop(strategy: al.strategies.Strategy, *, n: int = 150, budget: int = 7, cycles: int = 4, mode: str = "quota", every: int = 4, open_set: bool = True):
-    model, pools, oracle, in_task, _ = open_setup(n, open_set=open_set, every=every)
+    drop = 0.5 if getattr(strategy, "needs_dropout", False) else 0.0  # MC-dropout strategies (BALD, BatchBALD)
+    model, pools, oracle, in_task, _ = open_setup(n, open_set=open_set, every=every, dropout=drop)
     loop = al.ActiveLoop(model, strategy, oracle, pools, trainer=al.Trainer(al.TrainConfig(epochs=2, batch_size=16)),
                          budget=budget, cycles=cycles, initial=np.flatnonzero(in_task)[:20], progress=False, mode=mode)
     return loop, in_task

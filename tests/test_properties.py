@@ -55,7 +55,7 @@ def _setup(name: str, p: dict) -> tuple[al.strategies.Strategy, al.ALModel, al.P
     strategy = al.strategies.get(name, **({"seed": 0} if takes_seed else {}))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        net = MLP(p["d"], 3, hidden=(8,))
+        net = MLP(p["d"], 3, hidden=(8,), dropout=0.5 if getattr(strategy, "needs_dropout", False) else 0.0)
     model = al.ALModel(net, num_classes=3, device="cpu")
     for ext in strategy.model_extensions():
         model.attach(ext)

@@ -24,6 +24,9 @@ from .combine import ExpandSqueeze
 from .baselines import Entropy, LeastConfidence, Margin, RandomSampling
 from .coreset import CoreSet
 from .learning_loss import LearningLoss
+# MC-dropout and adversarial baselines (issue 15): BALD, BatchBALD, VAAL
+from .bald import BALD, BatchBALD
+from .vaal import VAAL
 from .ncenet import NCENet
 from .baselines import BEntropy
 from . import contrastive as _contrastive  # noqa: F401
@@ -45,6 +48,9 @@ __all__ = [
     "Margin",
     "CoreSet",
     "LearningLoss",
+    "BALD",
+    "BatchBALD",
+    "VAAL",
     "NCENet",
     "BEntropy",
     "ExpandSqueeze",
