@@ -275,18 +275,8 @@ class _UnlabeledBatches:
             rows = rows[a:b]
         x = self.pools.inputs(rows)
         if transform is not None and len(x):
-            x = torch.stack([self._transform(transform, xi) for xi in x])
+            x = _augment(transform, x, self.aug_gen)
         return rows, x.to(device, non_blocking=True)
-
-    def _transform(self, transform: Callable[..., torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
-        """One augmented sample; a transform taking ``generator=`` draws from this walk's own generator."""
-        import inspect
-
-        try:
-            takes_gen = "generator" in inspect.signature(transform).parameters
-        except (TypeError, ValueError):  # builtins and some C callables have no signature
-            takes_gen = False
-        return transform(xi, generator=self.aug_gen) if takes_gen else transform(xi)
 
 
 def _apply_step(
