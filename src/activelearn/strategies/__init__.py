@@ -28,6 +28,10 @@ from .ncenet import NCENet
 from .baselines import BEntropy
 from . import contrastive as _contrastive  # noqa: F401
 from .contrastive import ContrastiveDistance, ContrastiveRandom
+# standard baselines (issue 15): BADGE, CDAL, TypiClust
+from .badge import BADGE
+from .cdal import CDAL
+from .typiclust import TypiClust
 
 __all__ = [
     "Strategy",
@@ -56,4 +60,7 @@ __all__ = [
     "IBALD",
     "EntropyD",
     "ClusterAnnotation",
+    "BADGE",
+    "CDAL",
+    "TypiClust",
 ]
