@@ -102,6 +102,10 @@ def test_bad_inputs_raise() -> None:
     p, z = _data(0, n=5)
     with pytest.raises(InvalidInputError, match="5 rows but embeddings has 4"):
         badge_kmeanspp(p, z[:4], 2)
+    z_nan = z.copy()
+    z_nan[2, 1] = np.nan
+    with pytest.raises(InvalidInputError, match="NaN or Inf in 1 row"):
+        badge_kmeanspp(p, z_nan, 2, chunk_size=2)
     with pytest.raises(InvalidParameterError, match="budget=6 exceeds the 5 rows"):
         badge_kmeanspp(p, z, 6)
     with pytest.raises(InvalidParameterError, match="first must be one of"):

@@ -55,6 +55,23 @@ def d2_draw(weights: np.ndarray, rng: np.random.Generator, chosen: np.ndarray) -
     return j
 
 
+def _embeddings(embeddings: Any, dev: torch.device, chunk_size: int) -> torch.Tensor:
+    """float32/float64 ``U x d`` on ``dev``, checked for NaN/Inf one block at a time.
+
+    (A whole-array ``isfinite`` would allocate temporaries the size of the data.)
+    """
+    t = embeddings if isinstance(embeddings, torch.Tensor) else torch.as_tensor(np.asarray(embeddings))
+    if t.ndim != 2 or t.shape[0] == 0:
+        raise InvalidInputError(f"embeddings must be a non-empty 2-D (U x d) array, got shape {tuple(t.shape)}")
+    t = t.detach().to(dev)
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float32)
+    bad = sum(int((~torch.isfinite(t[s : s + chunk_size])).any(dim=1).sum()) for s in range(0, t.shape[0], chunk_size))
+    if bad:
+        raise InvalidInputError(f"embeddings hold NaN or Inf in {bad} row(s); clean or impute them first")
+    return t
+
+
 def badge_kmeanspp(
     probs: Any,
     embeddings: Any,
@@ -95,9 +112,7 @@ def badge_kmeanspp(
     first = check_choice("first", first, ("max_norm", "random"))
     P = as_feature_tensor(probs, "probs")
     dev = P.device
-    Z = as_feature_tensor(embeddings, "embeddings", device=dev)
-    if Z.dtype not in (torch.float32, torch.float64):
-        Z = Z.to(torch.float32)
+    Z = _embeddings(embeddings, dev, chunk_size)
     n = int(P.shape[0])
     if Z.shape[0] != n:
         raise InvalidInputError(f"probs has {n} rows but embeddings has {Z.shape[0]}; pass one row per sample to both")
