@@ -96,3 +96,18 @@ def test_strategy_clusters_labeled_plus_budget(monkeypatch: pytest.MonkeyPatch) 
 def test_bad_min_cluster_size() -> None:
     with pytest.raises(InvalidParameterError, match="min_cluster_size must be a non-negative int, got -1"):
         al.strategies.get("typiclust", min_cluster_size=-1)
+
+
+@pytest.mark.parametrize("name", ["typiclust", "cdal", "badge"])
+def test_cold_start_with_nothing_labeled(name: str) -> None:
+    from activelearn.backbones import MLP
+    from conftest import blobs
+
+    x, _ = blobs(120, seed=0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = al.ALModel(MLP(16, 3, hidden=(16,)), num_classes=3, device="cpu", seed=0)
+    pools = al.Pools(x, num_classes=3)
+    s = al.strategies.get(name, seed=0)
+    a, b = s.select(model, pools, 10), s.select(model, pools, 10)
+    assert a.tolist() == b.tolist() and np.unique(a).size == 10
