@@ -31,6 +31,10 @@ from .ncenet import NCENet
 from .baselines import BEntropy
 from . import contrastive as _contrastive  # noqa: F401
 from .contrastive import ContrastiveDistance, ContrastiveRandom
+# standard baselines (issue 15): BADGE, CDAL, TypiClust
+from .badge import BADGE
+from .cdal import CDAL
+from .typiclust import TypiClust
 
 __all__ = [
     "Strategy",
@@ -62,4 +66,7 @@ __all__ = [
     "IBALD",
     "EntropyD",
     "ClusterAnnotation",
+    "BADGE",
+    "CDAL",
+    "TypiClust",
 ]
