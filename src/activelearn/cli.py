@@ -113,7 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         load_plugins(args.plugin)
         if args.command == "list":
-            print("strategies:", ", ".join(strategies.available()))
+            print("strategies:")
+            for name in strategies.available():
+                print(f"  {name:22s} {strategies.registry.describe(name)}")
             print("datasets:  ", ", ".join(datasets.available()))
             return 0
         from .experiment import compare  # heavy imports only when running

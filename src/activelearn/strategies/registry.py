@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence, TypeVar
 from ..exceptions import InvalidParameterError, UnknownStrategyError
 from .base import Strategy
 
-__all__ = ["register", "available", "get", "get_class", "load_plugins"]
+__all__ = ["register", "available", "get", "get_class", "describe", "load_plugins"]
 
 _REGISTRY: dict[str, type[Strategy]] = {}
 #: builders for names that are not classes, e.g. "dacs+entropy" (name pattern -> factory)
@@ -96,6 +96,31 @@ def get(name: str, **params: Any) -> Strategy:
         raise InvalidParameterError(f"strategy {name!r}: {exc}") from exc
     strategy.validate_params()
     return strategy
+
+
+def describe(name: str) -> str:
+    """One line saying what a registered strategy does and what it needs from the model.
+
+    Built from what the class declares, so it holds for user strategies too:
+    the first line of its docstring, the model outputs in ``requires``, the
+    extensions its default instance attaches, and ``needs_dropout``.
+    """
+    cls = get_class(name)
+    doc = (inspect.getdoc(cls) or "").strip().splitlines()
+    what = doc[0].rstrip(".").replace("``", "") if doc else cls.__name__
+    needs = []
+    outputs = sorted(cls.requires)
+    if outputs:
+        needs.append("outputs " + ", ".join(outputs))
+    try:
+        exts = [type(e).__name__ for e in cls().model_extensions()]
+    except Exception:  # noqa: BLE001 - a class without defaults: describe what it declares
+        exts = []
+    if exts:
+        needs.append("attaches " + ", ".join(exts))
+    if getattr(cls, "needs_dropout", False):
+        needs.append("a backbone with dropout")
+    return f"{what} (needs: {'; '.join(needs) or 'nothing from the model'})"
 
 
 def load_plugins(plugins: Sequence[str]) -> None:
