@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 import ast
+import copy
 import inspect
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -138,6 +139,35 @@ def _strategy(strategy: str | Strategy, seed: int, params: dict[str, Any] | None
     return strategies.get(strategy, **params)
 
 
+def _with_dropout_if_needed(name: str, strategy: str | Strategy) -> str:
+    """``name`` plus ``:dropout=0.5`` when the strategy needs MC dropout and the name sets none.
+
+    Dropout has no weights, so the initial weights stay those every other strategy of the seed gets.
+    """
+    cls: Any = None
+    if isinstance(strategy, Strategy):
+        cls = type(strategy)
+    elif "+" not in strategy:
+        cls = strategies.get_class(parse_label(strategy)[0])
+    if getattr(cls, "needs_dropout", False) and "dropout=" not in name:
+        return f"{name}:dropout=0.5"
+    return name
+
+
+def _build_net(backbone: str | Callable[[], torch.nn.Module] | torch.nn.Module, bundle: DatasetBundle, seed: int) -> torch.nn.Module:
+    """A fresh network for one run: a deep copy of a module, a factory's product or a named backbone, built under ``seed``."""
+    if isinstance(backbone, torch.nn.Module):
+        return copy.deepcopy(backbone)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if isinstance(backbone, str):
+            return build_backbone(backbone, input_shape=bundle.input_shape, num_classes=bundle.num_classes)
+        net = backbone()
+    if not isinstance(net, torch.nn.Module):
+        raise InvalidParameterError(f"the backbone factory must return a torch.nn.Module, got {type(net).__name__}")
+    return net
+
+
 def make_loop(
     data: str | DatasetBundle,
     strategy: str | Strategy,
@@ -146,7 +176,7 @@ def make_loop(
     budget: int | None = None,
     cycles: int | None = None,
     seed: int = 0,
-    backbone: str | torch.nn.Module | None = None,
+    backbone: str | torch.nn.Module | Callable[[], torch.nn.Module] | None = None,
     train: TrainConfig | None = None,
     config: ExperimentConfig | None = None,
     device: str | None = None,
@@ -165,6 +195,16 @@ def make_loop(
 ) -> ActiveLoop:
     """Assemble a ready-to-run :class:`ActiveLoop` (the same seed gives the same
     initial set and initial weights for every strategy).
+
+    ``backbone`` is a registered name (``"mlp"``, ``"mlp:dropout=0.5"``), a
+    factory (a callable with no arguments returning a fresh module, called under
+    ``torch.manual_seed(seed)``), or a module: a module is deep-copied, so its
+    weights at this call are the initial weights of the run and the module you
+    passed is never trained (a comparison can pass one module to every run).  A
+    strategy that needs MC dropout (``bald``, ``batchbald``) gets ``:dropout=0.5``
+    added to a backbone name that sets no dropout.  ``seed`` seeds everything:
+    the initial set, a named or factory backbone, the strategy, the oracle's
+    noise, and the training (``train.seed`` is replaced by ``seed``).
 
     ``extensions`` are attached to the model whatever the strategy (e.g. the
     DACS auxiliary head, which the paper trains with every baseline);
@@ -189,13 +229,13 @@ def make_loop(
     else:
         bundle = data
         config = config or (preset(bundle.name) if bundle.name in datasets.available() else preset("digits"))
-    train = train or replace(config.train, seed=seed)
-    if isinstance(backbone, torch.nn.Module):
-        net = backbone
+    train = replace(train if train is not None else config.train, seed=seed)  # each seed seeds the training too
+    backbone_name: str | None = None
+    if backbone is None or isinstance(backbone, str):
+        backbone_name = _with_dropout_if_needed(backbone or config.backbone, strategy)
+        net = _build_net(backbone_name, bundle, seed)
     else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = build_backbone(backbone or config.backbone, input_shape=bundle.input_shape, num_classes=bundle.num_classes)
+        net = _build_net(backbone, bundle, seed)
     model = ALModel(net, num_classes=bundle.num_classes, task=bundle.task, device=device, seed=seed, progress=progress)
     if aux_head:
         from .extensions import AuxiliaryHead
@@ -231,7 +271,7 @@ def make_loop(
         mode=mode,
     )
     loop.recipe = recipe
-    loop.history.meta.update({"dataset": bundle.name, "backbone": backbone if isinstance(backbone, str) else config.backbone, "noise_rate": noise_rate})
+    loop.history.meta.update({"dataset": bundle.name, "backbone": backbone_name or type(net).__name__, "noise_rate": noise_rate})
     return loop
 
 
@@ -248,11 +288,19 @@ def compare(
     out_dir: str | Path | None = None,
     **kwargs: Any,
 ) -> dict[str, list[History]]:
-    """Run several strategies with the same seeds (hence initial sets and initial weights)."""
+    """Run several strategies with the same seeds (hence initial sets and initial weights).
+
+    Every strategy name is checked before the first run starts.  Each run builds
+    its own network from ``backbone`` (see :func:`make_loop`: a module is
+    deep-copied, never trained in place), so every strategy of a seed starts
+    from the same weights; ``seed`` also seeds the training of each run.
+    """
     if isinstance(data, str):
         config = kwargs.pop("config", None) or preset(data)
         data = datasets.load(data, **{**config.dataset_kwargs, **kwargs.pop("data_kwargs", {})})
         kwargs["config"] = config
+    for name in strategy_names:  # every name and parameter checked before the first run writes anything
+        _strategy(name, 0, kwargs.get("strategy_params"))
     runs: dict[str, list[History]] = {}
     for name in strategy_names:
         for seed in seeds:
