@@ -31,6 +31,7 @@ from .checkpoint import checkpoint_path
 from .configs import preset
 from .exceptions import ActiveLearnError, AnswersPending, InvalidParameterError
 from .history import comparison_table, plot_curves
+from .metrics import aubc_table
 from .strategies.registry import load_plugins  # re-exported: activelearn.cli.load_plugins still works
 
 __all__ = ["main", "build_parser"]
@@ -136,10 +137,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\n{name} (seed {seeds[0]})")
             print(hs[0].table())
         table = comparison_table(runs)
-        print(f"\nTest accuracy (%) by labeled-set size, mean over seeds {seeds}:\n{table}")
+        summary = aubc_table(runs)
+        print(f"\nTest accuracy (%) by labeled-set size, mean ± std over seeds {seeds}:\n{table}")
+        print(f"\nArea under the budget curve (AUBC, accuracy %), mean and 95% confidence half-width over seeds:\n{summary}")
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            (out / "comparison.md").write_text(f"# {args.dataset}: {', '.join(names)} (seeds {seeds})\n\n{table}\n")
+            (out / "comparison.md").write_text(
+                f"# {args.dataset}: {', '.join(names)} (seeds {seeds})\n\n"
+                f"Test accuracy (%) by labeled-set size, mean ± std over seeds:\n\n{table}\n\n"
+                f"Area under the budget curve (AUBC, accuracy %), mean and 95% confidence half-width over seeds:\n\n{summary}\n"
+            )
             try:
                 plot_curves(runs, out / "learning_curves.png")
                 print(f"table and plot written to {out / 'comparison.md'} and {out / 'learning_curves.png'}")
