@@ -1,26 +1,33 @@
-"""Crash-safe checkpoints of an :class:`~activelearn.loop.ActiveLoop`.
+"""Crash-safe checkpoints of an :class:`~activelearn.loop.ActiveLoop`: save and load only.
 
 A checkpoint is one file, ``<out_dir>/checkpoint.pt``, replaced atomically
 (written to a temporary file in the same folder, fsynced, then renamed over the
 old one), so a crash at any instant leaves either the previous checkpoint or the
-new one, never a torn file.  It holds everything a run needs to continue:
+new one, never a torn file.  Its content is ``loop.state_dict()`` (plus the
+format version, the stage and the time): the composition of every part's own
+state, each part saving and loading itself,
 
-* the pools (the whole annotation log, replayed on load),
-* the :class:`~activelearn.history.History`,
-* the model's ``state_dict`` (backbone plus every strategy-owned extension:
-  auxiliary heads, loss-prediction modules, prototypes...), the initial weights
-  that ``reset_parameters`` restores, and the trainer's optimizer state,
-* every RNG state (torch CPU and CUDA, NumPy's and Python's global generators),
-* the oracle's own state when it has one (``state_dict``/``load_state_dict``),
-* the cycle in progress: a selection already made (``stage="selected"``, asked
-  again on resume with the same indices, never re-selected) or already answered
-  (``stage="answered"``, never asked again),
-* the *recipe* the run was built from (e.g. the CLI arguments), so
-  ``ActiveLoop.resume(out_dir)`` and ``activelearn run --resume out_dir`` need
-  nothing else.
+* the pools (``Pools.state_dict``: the whole annotation log, replayed on load),
+* the :class:`~activelearn.history.History` (``History.state_dict``),
+* the model (``ALModel.engine_state``: weights of the backbone and of every
+  strategy-owned extension, and the initial weights ``reset_parameters``
+  restores),
+* the trainer (``Trainer.state_dict``: the optimizer state),
+* the strategy (``Strategy.state_dict``: fitted state such as the contrastive
+  encoder or the IBAL-D autoencoder; empty for stateless strategies),
+* the oracle's own state when it has ``state_dict``/``load_state_dict``,
+* every global RNG state (torch CPU and CUDA, NumPy's and Python's),
+* the cycle in progress (``loop.pending``): a selection already made (stage
+  ``"selected"``: the saved query is asked again on resume, never re-selected)
+  or already answered (stage ``"answered"``: never asked again),
+* the *recipe* the run was built from, so that
+  :func:`activelearn.experiment.resume` and ``activelearn run --resume out_dir``
+  need nothing else.
 
 The file is read with ``torch.load(weights_only=True)``: only tensors and plain
-Python containers are stored, and loading never executes pickled code.
+Python containers, numbers and strings are stored, and loading never executes
+code.  Loading the state into a loop is the loop's job
+(:meth:`ActiveLoop.load_state_dict <activelearn.loop.ActiveLoop.load_state_dict>`).
 """
 
 from __future__ import annotations
@@ -30,7 +37,6 @@ import json
 import os
 import random
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +44,7 @@ import numpy as np
 import torch
 
 from .exceptions import CheckpointError
-from .history import CycleRecord, History, _json_default
+from .history import to_plain
 
 if TYPE_CHECKING:
     from .loop import ActiveLoop
@@ -51,13 +57,14 @@ __all__ = [
     "rng_state",
     "set_rng_state",
     "save_checkpoint",
+    "to_plain",
     "load_checkpoint",
     "restore_checkpoint",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 ANNOTATIONS_NAME = "annotations.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 STAGES = ("initial", "selected", "answered", "cycle")
 
 
@@ -121,13 +128,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------- save
-def _plain(obj: Any) -> Any:
-    """JSON round trip: numpy scalars and arrays become Python numbers and lists."""
-    return json.loads(json.dumps(obj, default=_json_default))
-
-
-def save_checkpoint(loop: "ActiveLoop", stage: str, *, pending: CycleRecord | None = None, answered: bool = False) -> Path:
-    """Write the loop's whole state to ``loop.out_dir/checkpoint.pt`` (atomically).
+def save_checkpoint(loop: "ActiveLoop", stage: str) -> Path:
+    """Write ``loop.state_dict()`` to ``loop.out_dir/checkpoint.pt`` (atomically).
 
     Parameters
     ----------
@@ -136,37 +138,12 @@ def save_checkpoint(loop: "ActiveLoop", stage: str, *, pending: CycleRecord | No
     stage : {"initial", "selected", "answered", "cycle"}
         What just happened: before the initial query, a selection made (not yet
         answered), an answer batch recorded, or a cycle completed.
-    pending : CycleRecord, optional
-        The record of the cycle in progress (its ``selected`` holds the
-        selection), when the checkpoint is taken inside a cycle.
-    answered : bool
-        Whether the pending selection has been answered and recorded.
     """
     if loop.out_dir is None:
         raise CheckpointError("this loop has no out_dir; pass out_dir= to ActiveLoop to enable checkpoints")
     if stage not in STAGES:
         raise CheckpointError(f"unknown checkpoint stage {stage!r}; expected one of {list(STAGES)}")
-    model, trainer = loop.model, loop.trainer
-    model.build_extensions(loop.pools.inputs(np.arange(min(2, loop.pools.n))))  # seeded: same weights as a later build
-    oracle_state = loop.oracle.state_dict() if callable(getattr(loop.oracle, "state_dict", None)) else None
-    state = {
-        "format": FORMAT_VERSION,
-        "stage": stage,
-        "saved_at": time.time(),
-        "identity": loop.identity(),
-        "recipe": _plain(loop.recipe) if loop.recipe is not None else None,
-        "pending": None if pending is None else {"record": _plain(asdict(pending)), "answered": bool(answered)},
-        "pools": _plain(loop.pools.state_dict()),
-        "history": _plain(loop.history.to_dict()),
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "model_initial": {
-            "backbone": dict(model._initial_state),
-            "extensions": {n: dict(s) for n, s in model._ext_initial.items()},
-        },
-        "optimizer": trainer.optimizer.state_dict() if trainer.optimizer is not None else None,
-        "rng": rng_state(),
-        "oracle": _plain(oracle_state) if oracle_state is not None else None,
-    }
+    state = {"format": FORMAT_VERSION, "stage": stage, "saved_at": time.time(), **loop.state_dict()}
     buf = io.BytesIO()
     torch.save(state, buf)
     path = atomic_write_bytes(checkpoint_path(loop.out_dir), buf.getvalue())
@@ -188,54 +165,16 @@ def load_checkpoint(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupted or foreign file
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}; it is not an activelearn checkpoint or is damaged") from exc
-    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+    if not isinstance(state, dict) or "format" not in state:
         raise CheckpointError(f"{path} is not an activelearn checkpoint of format {FORMAT_VERSION}")
+    if state["format"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format {state['format']!r}, this version of activelearn reads format {FORMAT_VERSION} "
+            "(format 1 lacked the strategy's state, so it cannot resume every strategy exactly); start the run again"
+        )
     return state
 
 
-def restore_checkpoint(loop: "ActiveLoop", state: dict[str, Any]) -> dict[str, Any] | None:
-    """Load a checkpoint's states into a loop built the same way as the saved one.
-
-    Everything is checked before anything changes.  Returns the pending cycle
-    (``{"record": CycleRecord, "answered": bool}``) or None.
-
-    Raises
-    ------
-    CheckpointError
-        If the loop differs from the saved one (strategy, seed, budget, cycles,
-        pool size, initial set) or the model's parameters do not match.
-    """
-    saved, mine = state["identity"], loop.identity()
-    diff = {k: (saved.get(k), mine.get(k)) for k in set(saved) | set(mine) if saved.get(k) != mine.get(k)}
-    if diff:
-        details = "; ".join(f"{k}: saved {a!r}, this loop {b!r}" for k, (a, b) in sorted(diff.items()))
-        raise CheckpointError(f"the checkpoint belongs to a different run ({details}); rebuild the loop with the saved settings")
-    model = loop.model
-    n = loop.pools.n
-    model.build_extensions(loop.pools.inputs(np.arange(min(2, n))))
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state["model"]))
-    extra = sorted(set(state["model"]) - set(own))
-    if missing or extra:
-        raise CheckpointError(
-            f"model parameters differ from the checkpoint (missing {missing[:4]}, unexpected {extra[:4]}); "
-            "build the same backbone and attach the same extensions"
-        )
-    # -- all checks passed: change state
-    loop.pools.load_state_dict(state["pools"])
-    loop.history = History.from_dict(state["history"])
-    model._initial_state = dict(state["model_initial"]["backbone"])
-    for name, s in state["model_initial"]["extensions"].items():
-        model._ext_initial[name] = dict(s)
-    model.load_state_dict(state["model"])
-    model.mark_trained()
-    if state["optimizer"] is not None:
-        loop.trainer.optimizer = loop.trainer._make_optimizer(model)
-        loop.trainer.optimizer.load_state_dict(state["optimizer"])
-    if state["oracle"] is not None and callable(getattr(loop.oracle, "load_state_dict", None)):
-        loop.oracle.load_state_dict(state["oracle"])
-    set_rng_state(state["rng"])
-    pending = state["pending"]
-    if pending is None:
-        return None
-    return {"record": CycleRecord(**pending["record"]), "answered": bool(pending["answered"])}
+def restore_checkpoint(loop: "ActiveLoop", state: dict[str, Any]) -> None:
+    """Load a checkpoint's state into a loop built the same way (``loop.load_state_dict(state)``)."""
+    loop.load_state_dict(state)
