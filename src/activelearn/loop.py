@@ -7,6 +7,18 @@ the composition of its parts' states; :mod:`~activelearn.checkpoint` only saves
 and loads it.  Building a loop from a saved recipe belongs to the application
 layer (:func:`activelearn.experiment.resume`): this module imports no
 application module.
+
+Under ``torchrun`` (:mod:`activelearn.distributed`) every rank runs the same
+loop on the same pools: the oracle is asked on rank 0 only and its answers are
+broadcast, and only rank 0 writes ``history.*`` and checkpoints; training and
+model passes are sharded (see ``docs/distributed.md``).
+
+Every record's ``extra`` holds the open-set books at training time
+(:class:`~activelearn.callbacks.OpenSetBooks`): ``in_task_labels``,
+``rejected``, ``examined``, ``wasted_cost`` (cost spent on "not in task"
+answers); for cycles that selected, ``select_calls`` and
+``examined_this_cycle``; for cycles that asked about clusters, the
+:class:`~activelearn.callbacks.ClusterBooks`.
 """
 
 from __future__ import annotations
@@ -119,16 +131,7 @@ class ActiveLoop:
 
     Notes
     -----
-    Under ``torchrun`` (:mod:`activelearn.distributed`) every rank runs the
-    same loop on the same pools: the oracle is asked on rank 0 only and its
-    answers are broadcast, and only rank 0 writes ``history.*`` and
-    checkpoints; training and model passes are sharded (see
-    ``docs/distributed.md``).
-
-    Every record's ``extra`` holds the open-set books at training time:
-    ``in_task_labels``, ``rejected``, ``examined``, ``wasted_cost`` (cost
-    spent on "not in task" answers), and, for cycles that selected,
-    ``select_calls`` and ``examined_this_cycle``.
+    Distributed runs and the ``record.extra`` keys: see the module docstring.
     """
 
     def __init__(
@@ -154,23 +157,14 @@ class ActiveLoop:
     ) -> None:
         if mode not in ("interactions", "quota"):
             raise InvalidParameterError(f"mode must be 'interactions' or 'quota', got {mode!r}")
+        _check_parts(strategy, oracle, pools, test)
         self.mode = mode
         self.max_select_calls = None if max_select_calls is None else check_positive_int("max_select_calls", max_select_calls)
-        if not isinstance(strategy, Strategy):
-            raise InvalidParameterError(f"strategy must be a Strategy instance, got {type(strategy).__name__}; build one with activelearn.strategies.get(name)")
-        if not isinstance(oracle, Oracle):
-            raise InvalidParameterError(f"oracle must have an answer(query) method, got {type(oracle).__name__}")
         self.budget = check_positive_int("budget", budget)
         self.cycles = check_positive_int("cycles", cycles)
         self.model, self.strategy, self.oracle, self.pools = model, strategy, oracle, pools
         self.trainer = trainer or Trainer()
         self.test = test
-        _check_test(test)
-        if hasattr(oracle, "__len__") and len(oracle) != pools.n:  # type: ignore[arg-type]
-            raise InvalidInputError(
-                f"the oracle knows {len(oracle)} samples but the pool has {pools.n}; "  # type: ignore[arg-type]
-                "build both from the same training set"
-            )
         self.seed = int(seed)
         self.progress = progress
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -181,7 +175,7 @@ class ActiveLoop:
         self.pending: dict[str, Any] | None = None
         self._first: list[Callback] = [OpenSetBooks(), ClusterBooks()]  # before the user's callbacks
         self._last: list[Callback] = [HistoryFiles(), Checkpointer(), Progress()]  # after them: they save what the others wrote
-        self.initial = self._initial_indices(initial)
+        self.initial = _initial_indices(initial, pools.n, self.seed)
         self.history = History(meta={
             "strategy": strategy.name or type(strategy).__name__,
             "strategy_params": _plain_params(strategy),
@@ -192,19 +186,6 @@ class ActiveLoop:
             "pool_size": pools.n,
             "train_config": {k: v for k, v in asdict(self.trainer.config).items() if k != "extra"},
         })
-
-    def _initial_indices(self, initial: int | Sequence[int] | np.ndarray | None) -> np.ndarray:
-        if initial is None:
-            return np.zeros(0, dtype=np.int64)
-        if isinstance(initial, (int, np.integer)) and not isinstance(initial, bool):
-            n = check_nonnegative_int("initial", initial)
-            if n >= self.pools.n:
-                raise InvalidParameterError(f"initial={n} would label the whole pool of {self.pools.n}; use fewer")
-            return np.sort(np.random.default_rng([self.seed, 0x1A17]).choice(self.pools.n, size=n, replace=False))
-        idx = as_index_array(initial, "initial", n=self.pools.n)
-        if idx.size >= self.pools.n:
-            raise InvalidParameterError(f"the initial set covers the whole pool of {self.pools.n}; leave samples to select from")
-        return idx
 
     def _emit(self, hook: str, *args: Any) -> None:
         for cb in [*self._first, *map(as_callback, self.callbacks), *self._last]:
@@ -222,12 +203,7 @@ class ActiveLoop:
             query = Query(indices=np.asarray(indices, dtype=np.int64), cycle=cycle)
         # one process asks (a person answers once); every rank records the same answers
         answers = dist_helpers.on_main_process(self.oracle.answer, query, share_result=True)
-        asked = set(query.all_indices.tolist())
-        answered = {a.index for a in answers if a.index != DECLINED}
-        if answered - asked:
-            raise OracleError(f"the oracle answered about indices it was not asked: {sorted(answered - asked)[:5]}")
-        if set(np.asarray(query.indices).tolist()) - answered:
-            raise OracleError(f"the oracle left {len(set(np.asarray(query.indices).tolist()) - answered)} queried sample(s) unanswered")
+        _check_answers(query, answers)
         entries = self.pools.record(answers, cycle=cycle)
         if self.pending is not None:  # answered; a batch that examined nobody (all clusters declined) ends a quota cycle
             self.pending.update(query=None, progress=any(e.index != DECLINED for e in entries))
@@ -435,13 +411,48 @@ class ActiveLoop:
         return record
 
 
-def _check_test(test: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+def _check_parts(strategy: Strategy, oracle: Oracle, pools: Pools, test: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+    """The loop's refusals of its parts, before anything is built."""
+    if not isinstance(strategy, Strategy):
+        raise InvalidParameterError(f"strategy must be a Strategy instance, got {type(strategy).__name__}; build one with activelearn.strategies.get(name)")
+    if not isinstance(oracle, Oracle):
+        raise InvalidParameterError(f"oracle must have an answer(query) method, got {type(oracle).__name__}")
+    if hasattr(oracle, "__len__") and len(oracle) != pools.n:  # type: ignore[arg-type]
+        raise InvalidInputError(
+            f"the oracle knows {len(oracle)} samples but the pool has {pools.n}; "  # type: ignore[arg-type]
+            "build both from the same training set"
+        )
     if test is None:
         return
     if len(test[0]) != len(test[1]):
         raise InvalidInputError(f"test inputs and targets differ in length: {len(test[0])} vs {len(test[1])}")
     if isinstance(test[0], torch.Tensor) and test[0].is_floating_point() and not bool(torch.isfinite(test[0]).all()):
         raise InvalidInputError("test inputs hold NaN or Inf; clean or drop those samples")
+
+
+def _initial_indices(initial: int | Sequence[int] | np.ndarray | None, n: int, seed: int) -> np.ndarray:
+    """The initial set: none, ``initial`` random indices seeded by ``seed``, or the given indices."""
+    if initial is None:
+        return np.zeros(0, dtype=np.int64)
+    if isinstance(initial, (int, np.integer)) and not isinstance(initial, bool):
+        size = check_nonnegative_int("initial", initial)
+        if size >= n:
+            raise InvalidParameterError(f"initial={size} would label the whole pool of {n}; use fewer")
+        return np.sort(np.random.default_rng([seed, 0x1A17]).choice(n, size=size, replace=False))
+    idx = as_index_array(initial, "initial", n=n)
+    if idx.size >= n:
+        raise InvalidParameterError(f"the initial set covers the whole pool of {n}; leave samples to select from")
+    return idx
+
+
+def _check_answers(query: Query, answers: Sequence[Any]) -> None:
+    """The oracle answered about what it was asked, and about every sample asked one by one."""
+    asked = set(query.all_indices.tolist())
+    answered = {a.index for a in answers if a.index != DECLINED}
+    if answered - asked:
+        raise OracleError(f"the oracle answered about indices it was not asked: {sorted(answered - asked)[:5]}")
+    if set(np.asarray(query.indices).tolist()) - answered:
+        raise OracleError(f"the oracle left {len(set(np.asarray(query.indices).tolist()) - answered)} queried sample(s) unanswered")
 
 
 def _plain_params(strategy: Strategy) -> dict[str, Any]:
