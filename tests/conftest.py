@@ -61,7 +61,9 @@ def make_setup(
     strategy = al.strategies.get(name, **({"seed": seed} if takes_seed else {}), **(params or {}))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = MLP(16, 3, hidden=(32, 16))
+        # MC-dropout strategies (BALD, BatchBALD) declare needs_dropout: give them a backbone with dropout
+        drop = any(getattr(al.strategies.get_class(part), "needs_dropout", False) for part in name.split("+"))
+        net = MLP(16, 3, hidden=(32, 16), dropout=0.5 if drop else 0.0)
     model = al.ALModel(net, num_classes=3, device="cpu", seed=seed)
     for ext in strategy.model_extensions():
         model.attach(ext)

@@ -139,3 +139,23 @@ def test_default_backbone_for_bundle() -> None:
     assert name == "mlp"
     model = build_backbone(name, input_shape=b.input_shape, num_classes=b.num_classes)
     assert model(b.train_x[:4]).shape == (4, 10)
+
+
+def test_dropout_option_default_off_and_by_name() -> None:
+    plain = MLP(4, 2)
+    assert not any(isinstance(m, nn.Dropout) for m in plain.modules())
+    assert list(plain.state_dict()) == list(MLP(4, 2, dropout=0.5).state_dict())  # dropout adds no parameters
+    net = build_backbone("mlp:dropout=0.25", input_shape=(4,), num_classes=2)
+    assert [m.p for m in net.modules() if isinstance(m, nn.Dropout)] == [0.25, 0.25]
+    cnn = build_backbone("cnn", input_shape=(1, 8, 8), num_classes=2, dropout=0.5)
+    assert isinstance(cnn.drop, nn.Dropout)
+    cnn.eval()
+    x = torch.randn(3, 1, 8, 8)
+    torch.testing.assert_close(cnn(x), cnn(x))
+    res = build_backbone("resnet18:dropout=0.1", input_shape=(3, 8, 8), num_classes=2)
+    assert res.drop.p == 0.1
+    for bad in (1.0, -0.1, True):
+        with pytest.raises(InvalidParameterError, match="dropout must be a probability"):
+            SmallCNN(dropout=bad)
+    with pytest.raises(InvalidParameterError, match=r"mlp:dropout=0\.5"):
+        build_backbone("mlp:dropout", input_shape=(4,), num_classes=2)

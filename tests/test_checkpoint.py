@@ -57,7 +57,7 @@ def test_sigkill_mid_cycle_then_resume_equals_uninterrupted_run(tmp_path: Path) 
     assert len(state["history"]["records"]) < 4  # really interrupted
 
     resumed = _cli(["--resume", str(out)])
-    stdout, stderr = resumed.communicate(timeout=120)
+    _stdout, stderr = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, stderr.decode()
 
     # the same run, uninterrupted, in this process
@@ -207,7 +207,7 @@ def test_restore_refuses_a_checkpoint_of_another_run(tmp_path: Path) -> None:
 
 
 def test_resume_without_a_checkpoint_says_where_it_looked(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match="no checkpoint at .*checkpoint.pt"):
+    with pytest.raises(CheckpointError, match=r"no checkpoint at .*checkpoint\.pt"):
         resume(tmp_path)
 
 

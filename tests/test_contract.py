@@ -128,9 +128,10 @@ def build_resume_loop(name: str, out, *, mode: str = "interactions", every: int 
     takes_seed = "+" in name or "seed" in al.strategies.get_class(name)._param_names()
     params = FAST_PARAMS.get(name, {}) if "+" not in name else {}
     strategy = al.strategies.get(name, **({"seed": 5} if takes_seed else {}), **params)
+    drop = any(getattr(al.strategies.get_class(part), "needs_dropout", False) for part in name.split("+"))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        net = MLP(16, 3, hidden=(32, 16))
+        net = MLP(16, 3, hidden=(32, 16), dropout=0.5 if drop else 0.0)
     model = al.ALModel(net, num_classes=3, device="cpu", seed=0)
     pools = al.Pools(x, num_classes=3)
     oracle = oracle if oracle is not None else al.SimulatedOracle(y, num_classes=3, in_task=in_task)

@@ -259,7 +259,7 @@ def test_cli_aux_head_flag_parses() -> None:
 
 
 @pytest.mark.slow
-def test_cli_runs_dacs_plus_entropy_with_aux_head(tmp_path) -> None:  # noqa: ANN001
+def test_cli_runs_dacs_plus_entropy_with_aux_head(tmp_path) -> None:
     from activelearn.cli import main
 
     code = main(["run", "--dataset", "digits", "--strategy", "dacs+entropy", "--initial", "20", "--budget", "10",

@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load(name: str):  # noqa: ANN202
+def _load(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
@@ -38,11 +38,11 @@ def test_cifar10_example_smoke(tmp_path: Path) -> None:
     code = _load("cifar10").main([
         "--data-root", str(tmp_path / "data"), "--device", "cpu", "--epochs", "1", "--cycles", "2", "--initial", "40",
         "--budget", "40", "--max-train", "200", "--max-test", "50", "--subset-size", "100", "--trials", "1",
-        "--strategies", "learning_loss,ncenet,coreset+learning_loss", "--out", str(tmp_path / "out"), "--table", str(table),
+        "--strategies", "learning_loss,ncenet,coreset+learning_loss,bald,badge,vaal", "--out", str(tmp_path / "out"), "--table", str(table),
     ])
     assert code == 0
     text = table.read_text()
-    for name in ("learning_loss", "ncenet", "coreset+learning_loss"):
+    for name in ("learning_loss", "ncenet", "coreset+learning_loss", "bald", "badge", "vaal"):
         assert f"| {name} |" in text
 
 

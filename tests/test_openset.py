@@ -18,13 +18,13 @@ from activelearn.strategies.contrastive import cluster_quotas, radius_order
 from conftest import blobs
 
 
-def open_setup(n: int = 150, seed: int = 0, open_set: bool = True, every: int = 4):
+def open_setup(n: int = 150, seed: int = 0, open_set: bool = True, every: int = 4, dropout: float = 0.0):
     """3 in-task blob classes; every ``every``-th sample is 'not in task'; costs 1 + (i % 2)."""
     x, y = blobs(n, seed=0)
     in_task = np.arange(n) % every != 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = MLP(16, 4 if open_set else 3, hidden=(32, 16))
+        net = MLP(16, 4 if open_set else 3, hidden=(32, 16), dropout=dropout)
     model = al.ALModel(net, num_classes=3, device="cpu", seed=seed, open_set=open_set)
     pools = al.Pools(x, num_classes=3)
     cost = 1.0 + (np.arange(n) % 2)
@@ -51,14 +51,15 @@ def test_cost_per_accuracy_matches_paper_table() -> None:
 
 
 def _loop(strategy: al.strategies.Strategy, *, n: int = 150, budget: int = 7, cycles: int = 4, mode: str = "quota", every: int = 4, open_set: bool = True):
-    model, pools, oracle, in_task, _ = open_setup(n, open_set=open_set, every=every)
+    drop = 0.5 if getattr(strategy, "needs_dropout", False) else 0.0  # MC-dropout strategies (BALD, BatchBALD)
+    model, pools, oracle, in_task, _ = open_setup(n, open_set=open_set, every=every, dropout=drop)
     loop = al.ActiveLoop(model, strategy, oracle, pools, trainer=al.Trainer(al.TrainConfig(epochs=2, batch_size=16)),
                          budget=budget, cycles=cycles, initial=np.flatnonzero(in_task)[:20], progress=False, mode=mode)
     return loop, in_task
 
 
 def test_quota_mode_stops_at_exactly_the_quota() -> None:
-    loop, in_task = _loop(al.strategies.get("random", seed=0), budget=7, cycles=4)
+    loop, _in_task = _loop(al.strategies.get("random", seed=0), budget=7, cycles=4)
     hist = loop.run()
     assert hist.column("n_labeled").tolist() == [20, 27, 34, 41]
     assert hist.column("in_task_labels").tolist() == [20, 27, 34, 41]
@@ -100,7 +101,7 @@ def test_rejected_never_reenter_the_unlabeled_pool() -> None:
 
 
 def test_open_set_model_trains_rejected_as_extra_class() -> None:
-    model, pools, oracle, in_task, _ = open_setup()
+    model, pools, oracle, _in_task, _ = open_setup()
     pools.record(oracle.answer(al.Query(np.arange(150))), cycle=0)
     al.Trainer(al.TrainConfig(epochs=60, batch_size=32)).fit(model, pools)
     assert "open_probs" in model.provides()
@@ -113,7 +114,7 @@ def test_open_set_model_trains_rejected_as_extra_class() -> None:
 
 
 def test_skip_predicted_ood_prefers_predicted_in_task() -> None:
-    model, pools, oracle, in_task, _ = open_setup()
+    model, pools, oracle, _in_task, _ = open_setup()
     pools.record(oracle.answer(al.Query(np.arange(0, 150, 2))), cycle=0)
     al.Trainer(al.TrainConfig(epochs=40, batch_size=32)).fit(model, pools)
     unl = pools.unlabeled

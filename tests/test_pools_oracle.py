@@ -45,7 +45,7 @@ def test_record_validates_everything_before_changing_state() -> None:
     with pytest.raises(InvalidInputError, match="already examined"):
         pools.record([al.Answer(2, 0), al.Answer(0, 1)])
     assert pools.n_labeled == 1 and len(pools.log) == 1
-    with pytest.raises(InvalidInputError, match="outside 0..2"):
+    with pytest.raises(InvalidInputError, match=r"outside 0\.\.2"):
         pools.record([al.Answer(2, 7)])
     with pytest.raises(InvalidInputError, match="twice"):
         pools.record([al.Answer(2, 0), al.Answer(2, 0)])
@@ -83,7 +83,7 @@ def test_noisy_oracle_flips_at_the_rate_and_is_consistent() -> None:
 def test_oracle_errors() -> None:
     with pytest.raises(InvalidParameterError, match="noise_rate"):
         al.SimulatedOracle([0, 1], num_classes=2, noise_rate=1.5)
-    with pytest.raises(InvalidInputError, match="0..1"):
+    with pytest.raises(InvalidInputError, match=r"0\.\.1"):
         al.SimulatedOracle([0, 5], num_classes=2)
     with pytest.raises(OracleError, match="lie in"):
         al.SimulatedOracle([0, 1], num_classes=2).answer(al.Query(np.array([2])))

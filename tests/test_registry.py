@@ -125,3 +125,28 @@ def test_combination_keeps_the_top_scores_among_candidates() -> None:
         al.strategies.get("entropy+coreset")
     with pytest.raises(InvalidParameterError, match="eta must be a number >= 1"):
         al.strategies.get("coreset+entropy", eta=0.5)
+
+
+def test_describe_says_what_a_strategy_needs() -> None:
+    from activelearn.strategies.registry import describe
+
+    assert describe("coreset").endswith("(needs: outputs embeddings)")
+    assert "a backbone with dropout" in describe("bald")
+    assert "attaches VAALModule" in describe("vaal")
+    assert describe("random").endswith("(needs: nothing from the model)")
+
+    @al.strategies.register("_described")
+    class Described(al.strategies.Strategy):
+        """Pick the first ones.
+
+        More text."""
+
+        requires = frozenset({"logits"})
+
+        def select(self, model, pools, budget):  # type: ignore[no-untyped-def]
+            return pools.unlabeled[:budget]
+
+    try:
+        assert describe("_described") == "Pick the first ones (needs: outputs logits)"
+    finally:
+        al.strategies.registry._REGISTRY.pop("_described")

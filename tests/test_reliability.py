@@ -137,7 +137,7 @@ def _strategy_instance() -> None:
 
 
 def _missing_outputs() -> None:
-    x, y = blobs(40)
+    _x, _y = blobs(40)
     loop = _loop(model=al.ALModel(torch.nn.Linear(16, 1), num_classes=1, task="regression", device="cpu"))
     loop.run()
 

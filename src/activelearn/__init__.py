@@ -10,9 +10,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import backbones, datasets, ops, strategies  # noqa: E402
-from . import configs, experiment  # noqa: E402
-from .exceptions import (  # noqa: E402
+from . import backbones, datasets, ops, strategies
+from . import configs, experiment
+from .exceptions import (
     ActiveLearnError,
     AnswersInvalid,
     AnswersPending,
@@ -24,13 +24,13 @@ from .exceptions import (  # noqa: E402
     SelectionError,
     UnknownStrategyError,
 )
-from .history import CycleRecord, History, comparison_table, plot_curves  # noqa: E402
-from .loop import ActiveLoop, validate_selection  # noqa: E402
-from .model import ALModel, ForwardOutput, ModelExtension  # noqa: E402
-from .file_oracle import FileOracle  # noqa: E402
-from .oracle import Oracle, Query, SimulatedOracle  # noqa: E402
-from .pools import Annotation, Answer, Pools  # noqa: E402
-from .trainer import TrainConfig, Trainer, evaluate  # noqa: E402
+from .history import CycleRecord, History, comparison_table, plot_curves
+from .loop import ActiveLoop, validate_selection
+from .model import ALModel, ForwardOutput, ModelExtension
+from .file_oracle import FileOracle
+from .oracle import Oracle, Query, SimulatedOracle
+from .pools import Annotation, Answer, Pools
+from .trainer import TrainConfig, Trainer, evaluate
 
 __all__ = [
     "__version__",

@@ -41,7 +41,7 @@ def check_nonnegative_int(name: str, value: Any) -> int:
 
 def check_fraction(name: str, value: Any, *, low: float = 0.0, high: float = 1.0) -> float:
     """Return ``float(value)`` or raise if it is not a real number in ``[low, high]``."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not (low <= value <= high):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not (low <= float(value) <= high):
         raise InvalidParameterError(f"{name} must be a number in [{low}, {high}], got {value!r}")
     return float(value)
 

@@ -43,6 +43,13 @@ def _pos_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def _dropout_p(value: Any) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and 0.0 <= float(value) < 1.0
+    if not ok:
+        raise InvalidParameterError(f"dropout must be a probability in [0, 1), got {value!r}")
+    return float(value)
+
+
 class MLP(nn.Module):
     """Feed-forward network (the 3-layer net of the Repeated MNIST experiments by default).
 
@@ -58,6 +65,10 @@ class MLP(nn.Module):
         Widths of the hidden layers (at least one).
     activation : {"relu", "gelu", "tanh", "leaky_relu", "elu", "silu"}, default "relu"
         Hidden activation.
+    dropout : float, default 0.0
+        Dropout probability after every hidden activation (modules ``drop1``,
+        ``drop2``, ...; none are created at 0, so the default network is
+        unchanged).  MC-dropout strategies (BALD, BatchBALD) need it > 0.
 
     Attributes
     ----------
@@ -82,8 +93,10 @@ class MLP(nn.Module):
         num_classes: int,
         hidden: Sequence[int] = (256, 256),
         activation: str = "relu",
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.dropout = _dropout_p(dropout)
         in_features = _pos_int("in_features", in_features)
         num_classes = _pos_int("num_classes", num_classes)
         if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) or len(hidden) == 0:
@@ -101,6 +114,8 @@ class MLP(nn.Module):
         for i, w in enumerate(widths, start=1):
             setattr(self, f"fc{i}", nn.Linear(prev, w))
             setattr(self, f"act{i}", _ACTIVATIONS[activation]())
+            if self.dropout > 0:
+                setattr(self, f"drop{i}", nn.Dropout(self.dropout))
             stages.append(f"act{i}")
             prev = w
         self.head = nn.Linear(prev, num_classes)
@@ -120,6 +135,8 @@ class MLP(nn.Module):
             )
         for i in range(1, len(self.hidden) + 1):
             h = getattr(self, f"act{i}")(getattr(self, f"fc{i}")(h))
+            if self.dropout > 0:
+                h = getattr(self, f"drop{i}")(h)
         return h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -146,6 +163,10 @@ class SmallCNN(nn.Module):
         Channels of the first block (the second has ``2 * width``).
     hidden : int, default 128
         Width of the hidden fully connected layer (``embedding_dim``).
+    dropout : float, default 0.0
+        Dropout probability on the hidden features before ``head`` (module
+        ``drop``; none at 0, so the default network is unchanged).  MC-dropout
+        strategies need it > 0.
 
     Attributes
     ----------
@@ -166,8 +187,10 @@ class SmallCNN(nn.Module):
         image_size: int | tuple[int, int] = 28,
         width: int = 32,
         hidden: int = 128,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.dropout = _dropout_p(dropout)
         in_channels = _pos_int("in_channels", in_channels)
         num_classes = _pos_int("num_classes", num_classes)
         width = _pos_int("width", width)
@@ -196,6 +219,8 @@ class SmallCNN(nn.Module):
         )
         flat = 2 * width * (h // 4) * (w // 4)
         self.fc = nn.Sequential(nn.Flatten(start_dim=1), nn.Linear(flat, hidden), nn.ReLU())
+        if self.dropout > 0:
+            self.drop = nn.Dropout(self.dropout)
         self.head = nn.Linear(hidden, num_classes)
         self.in_channels = in_channels
         self.num_classes = num_classes
@@ -209,7 +234,8 @@ class SmallCNN(nn.Module):
                 f"SmallCNN expects input of shape (N, {self.in_channels}, {self.image_size[0]}, "
                 f"{self.image_size[1]}), got {tuple(x.shape)}"
             )
-        return self.fc(self.block2(self.block1(x)))
+        h = self.fc(self.block2(self.block1(x)))
+        return self.drop(h) if self.dropout > 0 else h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the outputs (logits), shape ``(N, num_classes)``."""
@@ -268,6 +294,9 @@ class ResNet18(nn.Module):
         Number of outputs.
     in_channels : int, default 3
         Input channels.
+    dropout : float, default 0.0
+        Dropout probability on the pooled features before ``head`` (module
+        ``drop``; none at 0, so the default network is unchanged).
 
     Attributes
     ----------
@@ -284,9 +313,14 @@ class ResNet18(nn.Module):
     """
 
     stage_names: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
+    layer1: nn.Sequential  # set in __init__ with setattr
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3) -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, dropout: float = 0.0) -> None:
         super().__init__()
+        self.dropout = _dropout_p(dropout)
         num_classes = _pos_int("num_classes", num_classes)
         in_channels = _pos_int("in_channels", in_channels)
         self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
@@ -299,6 +333,8 @@ class ResNet18(nn.Module):
             in_planes = planes
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(start_dim=1)
+        if self.dropout > 0:
+            self.drop = nn.Dropout(self.dropout)
         self.head = nn.Linear(512, num_classes)
         self.in_channels = in_channels
         self.num_classes = num_classes
@@ -312,7 +348,8 @@ class ResNet18(nn.Module):
             )
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
-        return self.flatten(self.avgpool(out))
+        h = self.flatten(self.avgpool(out))
+        return self.drop(h) if self.dropout > 0 else h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the outputs (logits), shape ``(N, num_classes)``."""
@@ -334,7 +371,9 @@ def build_backbone(
     Parameters
     ----------
     name : {"mlp", "cnn", "resnet18"}
-        Backbone name (case-insensitive).
+        Backbone name (case-insensitive), optionally followed by numeric
+        keyword arguments, e.g. ``"mlp:dropout=0.5"`` (so that a command line
+        or a recipe holding only a name can ask for MC dropout).
     input_shape : sequence of int
         Shape of one sample, e.g. ``(784,)`` or ``(1, 28, 28)``; ``"cnn"`` and
         ``"resnet18"`` need ``(C, H, W)``.
@@ -342,7 +381,7 @@ def build_backbone(
         Number of outputs (classes, or regression outputs).
     **kwargs
         Extra constructor arguments (``hidden=``, ``activation=`` for MLP;
-        ``width=``, ``hidden=`` for the CNN).
+        ``width=``, ``hidden=`` for the CNN; ``dropout=`` for all three).
 
     Returns
     -------
@@ -357,6 +396,7 @@ def build_backbone(
     """
     if not isinstance(name, str):
         raise InvalidParameterError(f"backbone name must be a str, one of {list(BACKBONES)}; got {name!r}")
+    name, kwargs = _split_options(name, kwargs)
     key = name.strip().lower().replace("-", "").replace("_", "")
     key = {"resnet": "resnet18", "convnet": "cnn", "smallcnn": "cnn"}.get(key, key)
     if key not in BACKBONES:
@@ -381,6 +421,23 @@ def build_backbone(
         return ResNet18(num_classes, shape[0], **kwargs)
     except TypeError as exc:
         raise InvalidParameterError(f"bad arguments for backbone {key!r}: {exc}") from exc
+
+
+def _split_options(name: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``"mlp:dropout=0.5,hidden=..."`` -> ``("mlp", {"dropout": 0.5})`` merged over ``kwargs`` (numbers only)."""
+    if ":" not in name:
+        return name, kwargs
+    base, _, opts = name.partition(":")
+    parsed: dict[str, Any] = {}
+    for item in filter(None, (o.strip() for o in opts.split(","))):
+        k, eq, v = item.partition("=")
+        try:
+            parsed[k.strip()] = int(v) if v.strip().lstrip("-").isdigit() else float(v)
+        except ValueError:
+            eq = ""
+        if not eq or not k.strip():
+            raise InvalidParameterError(f"backbone options must read 'name:key=number,...', e.g. 'mlp:dropout=0.5'; got {name!r}")
+    return base, {**kwargs, **parsed}
 
 
 def default_backbone_for(bundle: Any) -> str:

@@ -24,56 +24,76 @@ that what they add to ``record.extra`` is saved), :class:`HistoryFiles` writes
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
 
 from . import checkpoint as ckpt
 from . import distributed as dist_helpers
-from .history import CycleRecord
+from .history import CycleRecord, History
+from .model import ALModel
+from .oracle import Oracle, Query
 from .pools import DECLINED, Annotation, Pools
 
-if TYPE_CHECKING:
-    from .loop import ActiveLoop
-    from .oracle import Query
 
-__all__ = ["Callback", "as_callback", "open_set_books", "OpenSetBooks", "ClusterBooks", "HistoryFiles", "Checkpointer", "Progress"]
+class LoopView(Protocol):
+    """What callbacks see of the loop (:class:`~activelearn.loop.ActiveLoop` is one).
+
+    A protocol rather than the class, so that this module does not import the
+    loop that imports it.
+    """
+
+    model: ALModel
+    pools: Pools
+    oracle: Oracle
+    history: History
+    out_dir: Path | None
+    checkpoint: bool
+    progress: bool
+    cycles: int
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+__all__ = ["Callback", "LoopView", "as_callback", "open_set_books", "OpenSetBooks", "ClusterBooks", "HistoryFiles", "Checkpointer", "Progress"]
 
 
 class Callback:
     """Base class of loop callbacks: every hook does nothing unless overridden."""
 
-    def on_run_start(self, loop: "ActiveLoop") -> None:
+    def on_run_start(self, loop: "LoopView") -> None:
         """Called when :meth:`ActiveLoop.run` starts."""
 
-    def on_cycle_start(self, loop: "ActiveLoop", cycle: int) -> None:
+    def on_cycle_start(self, loop: "LoopView", cycle: int) -> None:
         """Called before the model of ``cycle`` is trained."""
 
-    def on_record(self, loop: "ActiveLoop", record: CycleRecord) -> None:
+    def on_record(self, loop: "LoopView", record: CycleRecord) -> None:
         """Called once the cycle's model is trained and evaluated (books at training time)."""
 
-    def on_selection(self, loop: "ActiveLoop", record: CycleRecord | None, query: "Query") -> None:
+    def on_selection(self, loop: "LoopView", record: CycleRecord | None, query: "Query") -> None:
         """Called when a selection is about to be asked (``record`` None: the initial set)."""
 
-    def on_answers(self, loop: "ActiveLoop", record: CycleRecord | None, entries: Sequence[Annotation]) -> None:
+    def on_answers(self, loop: "LoopView", record: CycleRecord | None, entries: Sequence[Annotation]) -> None:
         """Called once the oracle's answers are recorded (``entries``: the new log entries)."""
 
-    def on_cycle_end(self, loop: "ActiveLoop", record: CycleRecord) -> None:
+    def on_cycle_end(self, loop: "LoopView", record: CycleRecord) -> None:
         """Called when the cycle's record is complete and appended to the History."""
 
-    def on_run_end(self, loop: "ActiveLoop") -> None:
+    def on_run_end(self, loop: "LoopView") -> None:
         """Called after the last cycle."""
 
 
 class _CycleEndFunction(Callback):
     """A plain ``fn(loop, record)``, called at the end of every cycle."""
 
-    def __init__(self, fn: Callable[["ActiveLoop", CycleRecord], None]) -> None:
+    def __init__(self, fn: Callable[[Any, CycleRecord], None]) -> None:
         self.fn = fn
 
-    def on_cycle_end(self, loop: "ActiveLoop", record: CycleRecord) -> None:
+    def on_cycle_end(self, loop: "LoopView", record: CycleRecord) -> None:
         self.fn(loop, record)
 
 
-def as_callback(cb: Callback | Callable[["ActiveLoop", CycleRecord], None]) -> Callback:
+def as_callback(cb: Callback | Callable[[Any, CycleRecord], None]) -> Callback:
     """A :class:`Callback` as is; any other callable becomes an ``on_cycle_end`` callback."""
     return cb if isinstance(cb, Callback) else _CycleEndFunction(cb)
 
@@ -93,7 +113,7 @@ def open_set_books(pools: Pools) -> dict[str, float]:
 class OpenSetBooks(Callback):
     """``record.extra`` gets :func:`open_set_books` at training time."""
 
-    def on_record(self, loop: "ActiveLoop", record: CycleRecord) -> None:
+    def on_record(self, loop: "LoopView", record: CycleRecord) -> None:
         record.extra.update(open_set_books(loop.pools))
 
 
@@ -106,7 +126,7 @@ class ClusterBooks(Callback):
     (the simulated oracle has it); strategies never see it.
     """
 
-    def on_cycle_end(self, loop: "ActiveLoop", record: CycleRecord) -> None:
+    def on_cycle_end(self, loop: "LoopView", record: CycleRecord) -> None:
         cluster = [e for e in loop.pools.log if e.cycle == record.cycle + 1 and e.source == "cluster"]
         if not cluster:
             return
@@ -125,12 +145,12 @@ class ClusterBooks(Callback):
 class HistoryFiles(Callback):
     """Writes ``history.json`` and ``history.csv`` to ``loop.out_dir`` after every cycle (main process only)."""
 
-    def on_cycle_end(self, loop: "ActiveLoop", record: CycleRecord) -> None:
+    def on_cycle_end(self, loop: "LoopView", record: CycleRecord) -> None:
         if loop.out_dir is not None:
             dist_helpers.on_main_process(self._write, loop)
 
     @staticmethod
-    def _write(loop: "ActiveLoop") -> None:
+    def _write(loop: "LoopView") -> None:
         assert loop.out_dir is not None
         loop.history.save_json(loop.out_dir / "history.json")
         loop.history.save_csv(loop.out_dir / "history.csv")
@@ -145,17 +165,17 @@ class Checkpointer(Callback):
     ``loop.checkpoint`` is False or the loop has no ``out_dir``.
     """
 
-    def _save(self, loop: "ActiveLoop", stage: str) -> None:
+    def _save(self, loop: "LoopView", stage: str) -> None:
         if loop.checkpoint and loop.out_dir is not None:
             dist_helpers.on_main_process(ckpt.save_checkpoint, loop, stage)
 
-    def on_selection(self, loop: "ActiveLoop", record: CycleRecord | None, query: "Query") -> None:
+    def on_selection(self, loop: "LoopView", record: CycleRecord | None, query: "Query") -> None:
         self._save(loop, "initial" if record is None else "selected")
 
-    def on_answers(self, loop: "ActiveLoop", record: CycleRecord | None, entries: Sequence[Annotation]) -> None:
+    def on_answers(self, loop: "LoopView", record: CycleRecord | None, entries: Sequence[Annotation]) -> None:
         self._save(loop, "answered")
 
-    def on_cycle_end(self, loop: "ActiveLoop", record: CycleRecord) -> None:
+    def on_cycle_end(self, loop: "LoopView", record: CycleRecord) -> None:
         self._save(loop, "cycle")
 
 
@@ -165,19 +185,19 @@ class Progress(Callback):
     def __init__(self) -> None:
         self.bar: Any = None
 
-    def on_run_start(self, loop: "ActiveLoop") -> None:
+    def on_run_start(self, loop: "LoopView") -> None:
         if loop.progress and dist_helpers.is_main_process():
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=loop.cycles, initial=len(loop.history), desc=f"{loop.history.meta.get('strategy', '')}", leave=False)
 
-    def on_cycle_end(self, loop: "ActiveLoop", record: CycleRecord) -> None:
+    def on_cycle_end(self, loop: "LoopView", record: CycleRecord) -> None:
         if self.bar is not None:
             self.bar.update(1)
             if "accuracy" in record.metrics:
                 self.bar.set_postfix(acc=f"{record.metrics['accuracy']:.3f}", labeled=record.n_labeled)
 
-    def on_run_end(self, loop: "ActiveLoop") -> None:
+    def on_run_end(self, loop: "LoopView") -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None

@@ -38,7 +38,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -46,11 +46,19 @@ import torch
 from .exceptions import CheckpointError
 from .history import to_plain
 
-if TYPE_CHECKING:
-    from .loop import ActiveLoop
+
+class Checkpointable(Protocol):
+    """What a checkpoint is taken of: an object with an ``out_dir`` and a state (an ``ActiveLoop``)."""
+
+    out_dir: Path | None
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "Checkpointable",
     "atomic_write_bytes",
     "atomic_write_text",
     "checkpoint_path",
@@ -105,7 +113,7 @@ def checkpoint_path(out_dir: str | os.PathLike[str]) -> Path:
 # ------------------------------------------------------------------ RNG state
 def rng_state() -> dict[str, Any]:
     """Every global RNG state (torch CPU, each CUDA device, NumPy, Python) as plain data."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
     py_version, py_internal, py_gauss = random.getstate()
     return {
         "torch": torch.get_rng_state(),
@@ -128,7 +136,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------- save
-def save_checkpoint(loop: "ActiveLoop", stage: str) -> Path:
+def save_checkpoint(loop: "Checkpointable", stage: str) -> Path:
     """Write ``loop.state_dict()`` to ``loop.out_dir/checkpoint.pt`` (atomically).
 
     Parameters
@@ -175,6 +183,6 @@ def load_checkpoint(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
-def restore_checkpoint(loop: "ActiveLoop", state: dict[str, Any]) -> None:
+def restore_checkpoint(loop: "Checkpointable", state: dict[str, Any]) -> None:
     """Load a checkpoint's state into a loop built the same way (``loop.load_state_dict(state)``)."""
     loop.load_state_dict(state)

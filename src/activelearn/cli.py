@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib
-import importlib.util
 import sys
 from dataclasses import replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -34,6 +31,7 @@ from .checkpoint import checkpoint_path
 from .configs import preset
 from .exceptions import ActiveLearnError, AnswersPending, InvalidParameterError
 from .history import comparison_table, plot_curves
+from .strategies.registry import load_plugins  # re-exported: activelearn.cli.load_plugins still works
 
 __all__ = ["main", "build_parser"]
 
@@ -49,25 +47,6 @@ def _parse_params(items: Sequence[str]) -> dict[str, Any]:
         except (ValueError, SyntaxError):
             params[key.strip()] = raw
     return params
-
-
-def load_plugins(plugins: Sequence[str]) -> None:
-    """Import user modules (file paths or dotted names) that register strategies,
-    plus any installed package exposing the ``activelearn.strategies`` entry point."""
-    for plugin in plugins:
-        path = Path(plugin)
-        if path.suffix == ".py" or path.exists():
-            if not path.is_file():
-                raise InvalidParameterError(f"--plugin {plugin!r}: no such file")
-            spec = importlib.util.spec_from_file_location(f"activelearn_plugin_{path.stem}", path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
-        else:
-            importlib.import_module(plugin)
-    for ep in metadata.entry_points(group="activelearn.strategies"):
-        ep.load()
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -134,7 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         load_plugins(args.plugin)
         if args.command == "list":
-            print("strategies:", ", ".join(strategies.available()))
+            print("strategies:")
+            for name in strategies.available():
+                print(f"  {name:22s} {strategies.registry.describe(name)}")
             print("datasets:  ", ", ".join(datasets.available()))
             return 0
         from .experiment import compare  # heavy imports only when running

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Literal, TypeVar, overload
 
 import torch
 import torch.distributed as dist
@@ -181,13 +181,24 @@ def all_gather_rows(local: torch.Tensor) -> torch.Tensor:
     return torch.cat([p[:s] for p, s in zip(parts, sizes)]).to(local.device)
 
 
-def broadcast_object(obj: T, src: int = 0) -> T:
-    """``obj`` of rank ``src`` on every rank (pickled; for small objects).  Identity in a single process."""
+def broadcast_object(obj: T | None, src: int = 0) -> T:
+    """``obj`` of rank ``src`` on every rank (pickled; for small objects).  Identity in a single process.
+
+    Ranks other than ``src`` may pass None (their ``obj`` is ignored); the result has rank ``src``'s type.
+    """
     if not is_distributed():
-        return obj
+        return obj  # type: ignore[return-value]  # single process: obj is rank src's
     box = [obj if rank() == src else None]
     dist.broadcast_object_list(box, src=src, device=comm_device() if dist.get_backend() == "nccl" else None)
     return box[0]  # type: ignore[return-value]
+
+
+@overload
+def on_main_process(fn: Callable[..., T], *args: Any, share_result: Literal[True], **kwargs: Any) -> T: ...
+
+
+@overload
+def on_main_process(fn: Callable[..., T], *args: Any, share_result: bool = ..., **kwargs: Any) -> T | None: ...
 
 
 def on_main_process(fn: Callable[..., T], *args: Any, share_result: bool = False, **kwargs: Any) -> T | None:

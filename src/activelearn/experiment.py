@@ -102,7 +102,7 @@ def _image_shape(bundle: DatasetBundle) -> tuple[int, ...] | None:
     if "image_shape" in bundle.meta:
         return tuple(bundle.meta["image_shape"])
     if len(bundle.input_shape) == 1:
-        side = int(round(bundle.input_shape[0] ** 0.5))
+        side = round(bundle.input_shape[0] ** 0.5)
         if side * side == bundle.input_shape[0] and side >= 8:
             return (side, side)
     return None
@@ -118,7 +118,7 @@ def loop_from_recipe(recipe: dict[str, Any], **overrides: Any) -> ActiveLoop:
     recipe = dict(recipe)
     plugins = recipe.pop("plugins", None) or []
     if plugins:
-        from .cli import load_plugins
+        from .strategies.registry import load_plugins
 
         load_plugins(plugins)
     kwargs = {k: _decode(v) for k, v in recipe.items()}
@@ -160,7 +160,7 @@ def _strategy(strategy: str | Strategy, seed: int, params: dict[str, Any] | None
     cls_params: Sequence[str] = ()
     try:
         cls_params = list(inspect.signature(strategies.get_class(strategy).__init__).parameters)
-    except Exception:  # composite names: let get() decide
+    except Exception:  # noqa: BLE001 - composite names: let get() decide
         cls_params = ("seed",)
     if "seed" in cls_params:
         params.setdefault("seed", seed)

@@ -182,20 +182,19 @@ class FileOracle:
                 for i, row in zip(idx, x.reshape(len(idx), -1).tolist()):
                     w.writerow([int(i), *row])
             return
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
+        try:  # standalone Figure and image.imsave: no pyplot state, the backend is left alone
+            from matplotlib.figure import Figure
+            from matplotlib.image import imsave
         except ImportError:  # pragma: no cover - depends on the environment
             np.save(folder / "inputs.npy", x.numpy())
             return
         images = [self._to_image(xi.reshape(shape)) for xi in x]
         for i, img in zip(idx, images):
-            plt.imsave(folder / f"{int(i)}.png", img, cmap="gray" if img.ndim == 2 else None)
+            imsave(folder / f"{int(i)}.png", img, cmap="gray" if img.ndim == 2 else None)
         cols = min(10, len(images))
         rows = math.ceil(len(images) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.4 * rows), squeeze=False)
+        fig = Figure(figsize=(1.2 * cols, 1.4 * rows))
+        axes = fig.subplots(rows, cols, squeeze=False)
         for ax in axes.ravel():
             ax.axis("off")
         for ax, i, img in zip(axes.ravel(), idx, images):
@@ -203,7 +202,6 @@ class FileOracle:
             ax.set_title(str(int(i)), fontsize=8)
         fig.tight_layout()
         fig.savefig(folder / "contact_sheet.png", dpi=80)
-        plt.close(fig)
 
     @staticmethod
     def _to_image(x: torch.Tensor) -> np.ndarray:

@@ -7,7 +7,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -154,7 +154,7 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"cannot serialise {type(o).__name__}")
 
 
-def comparison_table(runs: dict[str, Sequence[History]], *, metric: str = "accuracy", reference: dict[str, Sequence[float]] | None = None, scale: float = 100.0) -> str:
+def comparison_table(runs: Mapping[str, Sequence[History]], *, metric: str = "accuracy", reference: Mapping[str, Sequence[float]] | None = None, scale: float = 100.0) -> str:
     """Markdown table: one row per strategy, mean ± std over runs per cycle.
 
     ``reference`` adds rows of published numbers (e.g. a paper's table) beside ours.
@@ -174,23 +174,30 @@ def comparison_table(runs: dict[str, Sequence[History]], *, metric: str = "accur
         std = np.nanstd(vals, axis=0)
         cells = [f"{m:.1f}" + (f" ± {s:.1f}" if len(hs) > 1 else "") for m, s in zip(mean, std)]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
-    for name, vals in (reference or {}).items():
-        cells = [f"{v:.1f}" for v in vals] + [""] * (n_cycles - len(vals))
+    for name, ref in (reference or {}).items():
+        cells = [f"{v:.1f}" for v in ref] + [""] * (n_cycles - len(ref))
         rows.append(f"| {name} | " + " | ".join(cells[:n_cycles]) + " |")
     return "\n".join(rows)
 
 
-def plot_curves(runs: dict[str, Sequence[History]], path: str | os.PathLike[str] | None = None, *, x: str = "n_labeled", metric: str | None = None, ax: Any = None, logx: bool = False) -> Any:
-    """Mean learning curve with a ±1 std band per strategy; saves a PNG when ``path`` is given."""
-    try:
-        import matplotlib
+def plot_curves(runs: Mapping[str, Sequence[History]], path: str | os.PathLike[str] | None = None, *, x: str = "n_labeled", metric: str | None = None, ax: Any = None, logx: bool = False) -> Any:
+    """Mean learning curve with a ±1 std band per strategy; saves a PNG when ``path`` is given.
 
-        if path is not None and ax is None:
-            matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    Never changes matplotlib's backend.  With ``path`` and no ``ax`` the curve is
+    drawn on a standalone :class:`matplotlib.figure.Figure` (not registered with
+    pyplot, so nothing is shown or left open); with neither, on a new pyplot
+    figure (shown inline in a notebook); with ``ax``, on that axes.
+    """
+    try:
+        from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("plotting needs matplotlib: pip install 'activelearn[plot]'") from exc
-    if ax is None:
+    if ax is None and path is not None:
+        fig = Figure(figsize=(6, 4))
+        ax = fig.subplots()
+    elif ax is None:
+        import matplotlib.pyplot as plt
+
         fig, ax = plt.subplots(figsize=(6, 4))
     else:
         fig = ax.figure

@@ -40,7 +40,7 @@ from .determinism import deterministic_mode
 from .exceptions import CheckpointError, InvalidInputError, InvalidParameterError, OracleError
 from .history import CycleRecord, History
 from .model import ALModel
-from .oracle import Oracle, Query
+from .oracle import Oracle, Query, StatefulOracle
 from .pools import DECLINED, Annotation, Pools
 from .selection import validate_selection
 from .strategies.base import Strategy
@@ -149,7 +149,7 @@ class ActiveLoop:
         seed: int = 0,
         progress: bool = True,
         out_dir: str | Path | None = None,
-        callbacks: Sequence[Callback | Callable[["ActiveLoop", CycleRecord], None]] = (),
+        callbacks: Sequence[Callback | Callable[[Any, CycleRecord], None]] = (),
         checkpoint: bool = True,
         deterministic: bool | None = None,
         mode: str = "interactions",
@@ -295,7 +295,7 @@ class ActiveLoop:
         :meth:`ALModel.engine_state <activelearn.model.ALModel.engine_state>`
         (weights plus the initial weights ``reset_parameters`` restores).
         """
-        oracle_state = self.oracle.state_dict() if callable(getattr(self.oracle, "state_dict", None)) else None
+        oracle_state = self.oracle.state_dict() if isinstance(self.oracle, StatefulOracle) else None
         return {
             "identity": self.identity(),
             "recipe": ckpt.to_plain(self.recipe),
@@ -335,7 +335,7 @@ class ActiveLoop:
         self.trainer.load_state_dict(state["trainer"], model=self.model)
         self.pools.load_state_dict(state["pools"])
         self.history.load_state_dict(state["history"])
-        if state["oracle"] is not None and callable(getattr(self.oracle, "load_state_dict", None)):
+        if state["oracle"] is not None and isinstance(self.oracle, StatefulOracle):
             self.oracle.load_state_dict(state["oracle"])
         if self.recipe is None and state.get("recipe") is not None:
             self.recipe = state["recipe"]

@@ -28,6 +28,16 @@ loss-prediction module, a prototype head replacing the softmax) subclasses
 4. may replace the classification head (``replaces_head = True``): then its
    :meth:`ModelExtension.head_loss` is the main loss and its
    :meth:`ModelExtension.head_probs` are the model's class scores.
+
+The wider hooks (see ``docs/extensions.md``): :meth:`ModelExtension.build_from`
+receives a :class:`BuildContext` (feature sizes plus the input shape and the
+model), :meth:`ModelExtension.step_loss` a :class:`StepContext` (the batch
+inputs, targets, the model and, for an extension with ``uses_unlabeled = True``,
+a seeded random batch of unlabeled inputs), and :meth:`ModelExtension.infer_with`
+the inputs as well as the forward pass.  Their defaults call the narrow
+methods, so extensions written against those keep working.
+:meth:`ALModel.mc_outputs` serves seeded MC-dropout passes
+(:mod:`activelearn.mc_dropout`).
 """
 
 from __future__ import annotations
@@ -45,7 +55,7 @@ from . import distributed as dist_helpers
 from ._validation import resolve_device
 from .exceptions import InvalidParameterError
 
-__all__ = ["ForwardOutput", "ModelExtension", "ALModel"]
+__all__ = ["ForwardOutput", "BuildContext", "StepContext", "ModelExtension", "ALModel"]
 
 BASE_OUTPUTS = ("logits", "probs", "embeddings")
 
@@ -69,6 +79,75 @@ class ForwardOutput:
     stages: list[torch.Tensor] = field(default_factory=list)
 
 
+@dataclass
+class BuildContext:
+    """What :meth:`ModelExtension.build_from` receives.
+
+    Attributes
+    ----------
+    embedding_dim : int
+        Size of the penultimate embedding.
+    stage_shapes : list of tuple of int
+        Per-sample shapes of the stage outputs.
+    num_classes : int
+        Outputs of the head (``num_classes + 1`` with ``open_set``).
+    input_shape : tuple of int
+        Shape of one input sample (e.g. ``(784,)`` or ``(3, 32, 32)``).
+    model : ALModel
+        The model being extended (read it; do not keep it as an attribute of
+        the extension, which would register the model inside itself).
+    """
+
+    embedding_dim: int
+    stage_shapes: list[tuple[int, ...]]
+    num_classes: int
+    input_shape: tuple[int, ...]
+    model: "ALModel"
+
+
+@dataclass
+class StepContext:
+    """What :meth:`ModelExtension.step_loss` receives at each training step.
+
+    Attributes
+    ----------
+    out : ForwardOutput
+        The model's forward pass on ``inputs`` (with its graph).
+    targets : torch.Tensor
+        Labels of the batch.
+    progress : float
+        ``epoch / epochs`` in [0, 1).
+    inputs : torch.Tensor
+        The labeled batch, as fed to the model (after the training transform).
+    model : ALModel
+        The model being trained.
+    indices : numpy.ndarray
+        Pool indices of the labeled batch.
+    unlabeled_inputs : torch.Tensor or None
+        A batch of unlabeled inputs (same transform) when an attached extension
+        sets ``uses_unlabeled = True`` and the unlabeled pool is not empty; the
+        trainer walks a seeded permutation of the unlabeled pool (seed from
+        ``TrainConfig.seed`` and the cycle), ``batch_size`` samples per step.
+    unlabeled_indices : numpy.ndarray or None
+        Their pool indices.
+    step : int
+        Steps taken so far in this call of ``Trainer.fit`` (0 at the first).
+    epoch : int
+        Current epoch.
+    """
+
+    out: ForwardOutput
+    targets: torch.Tensor
+    progress: float
+    inputs: torch.Tensor
+    model: "ALModel"
+    indices: np.ndarray
+    unlabeled_inputs: torch.Tensor | None = None
+    unlabeled_indices: np.ndarray | None = None
+    step: int = 0
+    epoch: int = 0
+
+
 class ModelExtension(nn.Module):
     """Base class of everything a strategy plugs into the model.
 
@@ -89,6 +168,27 @@ class ModelExtension(nn.Module):
     #: (None: none).  The trainer applies the smallest requested clip, and
     #: ``TrainConfig.grad_clip`` if set, to every step while it is attached.
     max_grad_norm: float | None = None
+    #: True when :meth:`step_loss` needs ``StepContext.unlabeled_inputs``: the
+    #: trainer then also draws a seeded unlabeled batch at every step.
+    uses_unlabeled: bool = False
+
+    def build_from(self, ctx: BuildContext) -> None:
+        """Create the parameters from a :class:`BuildContext` (default: calls :meth:`build`)."""
+        self.build(ctx.embedding_dim, ctx.stage_shapes, ctx.num_classes)
+
+    def step_loss(self, ctx: StepContext) -> torch.Tensor | None:
+        """Extra loss of one training step (default: :meth:`training_loss` on the context's fields).
+
+        An extension that trains its own sub-networks adversarially (e.g. VAAL)
+        may instead step its own optimisers here and return None; the trainer
+        clears all gradients before the main backward pass, so its parameters
+        then get no gradient from the main loss and the main optimiser skips them.
+        """
+        return self.training_loss(ctx.out, ctx.targets, ctx.progress)
+
+    def infer_with(self, out: ForwardOutput, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named outputs given the forward pass and the batch inputs (default: :meth:`infer`)."""
+        return self.infer(out)
 
     def build(self, embedding_dim: int, stage_shapes: list[tuple[int, ...]], num_classes: int) -> None:
         """Create the parameters once the backbone's feature sizes are known."""
@@ -210,14 +310,14 @@ class ALModel(nn.Module):
     def _capture_embedding(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         self._captured["embeddings"] = args[0]
 
-    def _make_stage_hook(self, i: int):  # noqa: ANN202
+    def _make_stage_hook(self, i: int):
         def hook(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
             self._captured[f"stage{i}"] = output
 
         return hook
 
     # -------------------------------------------------------------- forward
-    def forward(self, x: torch.Tensor) -> ForwardOutput:  # type: ignore[override]
+    def forward(self, x: torch.Tensor) -> ForwardOutput:
         """One pass of the backbone returning logits, embeddings and stage outputs."""
         self._captured = {}
         logits = self.backbone(x)
@@ -230,7 +330,7 @@ class ALModel(nn.Module):
     def head_extension(self) -> ModelExtension | None:
         """The attached extension that replaces the head, if any."""
         for ext in self.extensions.values():
-            if ext.replaces_head:  # type: ignore[union-attr]
+            if ext.replaces_head:
                 return ext  # type: ignore[return-value]
         return None
 
@@ -299,7 +399,9 @@ class ALModel(nn.Module):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed + 7919 * (len(self._built) + 1))
                 # with the K+1 device, extensions see the 'not in task' class too (the trainer uses target K)
-                ext.build(dim, shapes, self.num_classes + int(self.open_set))  # type: ignore[operator]
+                ext.build_from(  # type: ignore[operator]
+                    BuildContext(dim, list(shapes), self.num_classes + int(self.open_set), tuple(example.shape[1:]), self)
+                )
             ext.to(self.device)
             self._ext_initial[name] = copy.deepcopy({k: v.detach().cpu() for k, v in ext.state_dict().items()})
             self._built.add(name)
@@ -324,12 +426,13 @@ class ALModel(nn.Module):
         """Requested outputs of one batch in evaluation mode (no caching)."""
         names = list(names)
         self.eval()
-        out = self.forward(x.to(self.device, non_blocking=True))
+        x = x.to(self.device, non_blocking=True)
+        out = self.forward(x)
         result: dict[str, torch.Tensor] = {}
         ext_out: dict[str, torch.Tensor] = {}
         if any(n not in BASE_OUTPUTS and n != "open_probs" and not n.startswith("stage") for n in names):
             for ext in self.extensions.values():
-                ext_out.update(ext.infer(out))  # type: ignore[operator]
+                ext_out.update(ext.infer_with(out, x))  # type: ignore[operator]
         for n in names:
             if n == "logits":
                 result[n] = out.logits.float()
@@ -468,6 +571,38 @@ class ALModel(nn.Module):
             for n in names:
                 parts[n].append(res[n])
         return {n: torch.cat(v) if v else torch.zeros(0) for n, v in parts.items()}
+
+    def mc_outputs(
+        self,
+        pools: Any,
+        indices: Sequence[int] | np.ndarray,
+        n_samples: int,
+        *,
+        seed: int,
+        names: Sequence[str] | str = ("log_probs",),
+        batch_size: int | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Outputs of ``n_samples`` consistent MC-dropout passes, each ``U x S x ...`` (U = len(indices)).
+
+        Dropout layers draw one fixed mask per (sample, layer) from ``seed``
+        and keep it for every input (consistent MC dropout, as BatchBALD
+        needs), everything else runs in evaluation mode (batch-norm uses its
+        running statistics).  The results therefore do not depend on
+        ``batch_size`` or on how callers chunk ``indices``.  ``"log_probs"``
+        (log-softmax of the class logits, or the log of a replacing head's
+        scores) is available besides every name of :meth:`provides`.  Not
+        cached; the global RNG is left untouched.  See
+        :func:`activelearn.mc_dropout.mc_outputs`.
+
+        Raises
+        ------
+        InvalidParameterError
+            If the model has no dropout layer (build the backbone with
+            ``dropout=...``) or ``n_samples`` is not a positive int.
+        """
+        from .mc_dropout import mc_outputs
+
+        return mc_outputs(self, pools, indices, n_samples, seed=seed, names=names, batch_size=batch_size)
 
     # ---------------------------------------------------------------- state
     def engine_state(self) -> dict[str, Any]:

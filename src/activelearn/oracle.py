@@ -20,7 +20,7 @@ from ._validation import check_fraction
 from .exceptions import InvalidInputError, InvalidParameterError, OracleError
 from .pools import DECLINED, Answer
 
-__all__ = ["Query", "Oracle", "SimulatedOracle"]
+__all__ = ["Query", "Oracle", "StatefulOracle", "SimulatedOracle"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,19 @@ class Oracle(Protocol):
     def answer(self, query: Query) -> list[Answer]:
         """Return one :class:`Answer` per sample the query asked about (or per
         cluster member labeled); answers sharing ``interaction`` count as one."""
+        ...
+
+
+@runtime_checkable
+class StatefulOracle(Oracle, Protocol):
+    """An :class:`Oracle` with state a checkpoint saves and restores (e.g. answers read so far)."""
+
+    def state_dict(self) -> dict[str, object]:
+        """The oracle's state as plain data (what :meth:`load_state_dict` takes back)."""
+        ...
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore the state :meth:`state_dict` returned."""
         ...
 
 

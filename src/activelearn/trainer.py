@@ -8,6 +8,7 @@ schedule, and the papers' setups are instances of it (see
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Literal
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from . import distributed as D
 from ._validation import check_positive_int
 from .exceptions import InvalidInputError, InvalidParameterError
-from .model import ALModel
+from .model import ALModel, StepContext
 from .pools import Pools
 
 __all__ = ["TrainConfig", "Trainer", "evaluate"]
@@ -84,6 +85,8 @@ class Trainer:
     config : TrainConfig
     transform : callable, optional
         Per-sample augmentation applied to each training input (not at evaluation).
+        If it takes a ``generator`` keyword it gets a ``torch.Generator`` seeded from
+        ``(config.seed, cycle)``, so augmentation never touches the global RNG.
     progress : bool
         Show a progress bar over epochs.
 
@@ -158,6 +161,7 @@ class Trainer:
         use_amp = bool(c.amp and model.device.type == "cuda")
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
         gen = torch.Generator().manual_seed(int(np.random.SeedSequence([c.seed, cycle]).generate_state(1)[0]))
+        aug_gen = torch.Generator().manual_seed(int(gen.initial_seed()) + 2)
         n = idx.size
         epochs = range(c.epochs)
         if self.progress:
@@ -173,13 +177,15 @@ class Trainer:
             D.broadcast_module(model)
         params = [p for g in opt.param_groups for p in g["params"]]
         clip = _grad_clip(c, exts)
+        unlabeled = _UnlabeledBatches(pools, c, cycle) if any(getattr(e, "uses_unlabeled", False) for e in exts) else None
+        step = 0
         with torch.random.fork_rng(devices=[model.device.index or 0] if model.device.type == "cuda" else []):
             torch.manual_seed(int(gen.initial_seed()) + 1)
             for epoch in epochs:
                 model.train()
                 progress = epoch / c.epochs
                 perm = torch.randperm(n, generator=gen).numpy()
-                total, count = 0.0, 0
+                total, count = 0.0, 0.0
                 for s in range(0, n, c.batch_size):
                     part = perm[s : s + c.batch_size]
                     if c.drop_last and part.size < c.batch_size and n > c.batch_size:
@@ -196,7 +202,7 @@ class Trainer:
                             continue
                     x = pools.inputs(idx[part])
                     if self.transform is not None:
-                        x = torch.stack([self.transform(xi) for xi in x])
+                        x = _augment(self.transform, x, aug_gen)
                     x = x.to(model.device, non_blocking=True)
                     y = y_all[torch.from_numpy(part)].to(model.device)
                     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
@@ -211,8 +217,11 @@ class Trainer:
                             loss = head_ext.head_loss(out, y, progress)
                         else:
                             loss = _main_loss(c, out.logits, y)
+                        step_ctx = StepContext(out, y, progress, x, model, idx[part], step=step, epoch=epoch)
+                        if unlabeled is not None:
+                            step_ctx.unlabeled_indices, step_ctx.unlabeled_inputs = unlabeled.next(self.transform, model.device, sharded)
                         for ext in exts:
-                            extra = ext.training_loss(out, y, progress)  # type: ignore[operator]
+                            extra = ext.step_loss(step_ctx)  # type: ignore[operator]
                             if extra is not None:
                                 loss = loss + extra
                     opt.zero_grad(set_to_none=True)
@@ -220,6 +229,7 @@ class Trainer:
                     _apply_step(opt, scaler, params, clip, sharded)
                     total += float(loss.detach()) * part.size
                     count += part.size
+                    step += 1
                 scheduler.step()
                 if sharded:
                     total, count = D.all_reduce_sum([total, count])
@@ -241,6 +251,47 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
 
 
+class _UnlabeledBatches:
+    """Seeded unlabeled batches for extensions with ``uses_unlabeled``: a walk through permutations of the pool.
+
+    The generator is seeded from ``(TrainConfig.seed, cycle, 1)``, independent of
+    the labeled shuffling, so attaching such an extension does not change the
+    labeled batches.  Each step takes the next ``batch_size`` samples of the
+    current permutation (a new permutation when it runs out), as cycling a
+    shuffled unlabeled loader does.  In a distributed run every rank draws the
+    same batch and keeps its contiguous slice.
+    """
+
+    def __init__(self, pools: Pools, config: TrainConfig, cycle: int) -> None:
+        self.pools = pools
+        self.pool = pools.unlabeled
+        self.size = min(config.batch_size, self.pool.size)
+        seed = int(np.random.SeedSequence([config.seed, cycle, 1]).generate_state(1)[0])
+        self.gen = torch.Generator().manual_seed(seed)
+        self.aug_gen = torch.Generator().manual_seed(seed + 1)
+        self.order = np.zeros(0, dtype=np.int64)
+        self.pos = 0
+
+    def next(
+        self, transform: Callable[[torch.Tensor], torch.Tensor] | None, device: torch.device, sharded: bool
+    ) -> tuple[np.ndarray | None, torch.Tensor | None]:
+        """The next (indices, inputs on ``device``), or (None, None) when the unlabeled pool is empty."""
+        if self.size == 0:
+            return None, None
+        if self.pos + self.size > self.order.size:
+            self.order = self.pool[torch.randperm(self.pool.size, generator=self.gen).numpy()]
+            self.pos = 0
+        rows = self.order[self.pos : self.pos + self.size]
+        self.pos += self.size
+        if sharded:
+            a, b = D.shard_range(rows.size)
+            rows = rows[a:b]
+        x = self.pools.inputs(rows)
+        if transform is not None and len(x):
+            x = _augment(transform, x, self.aug_gen)
+        return rows, x.to(device, non_blocking=True)
+
+
 def _apply_step(
     opt: torch.optim.Optimizer, scaler: Any, params: list[torch.nn.Parameter], clip: float | None, sharded: bool
 ) -> None:
@@ -256,6 +307,15 @@ def _apply_step(
         torch.nn.utils.clip_grad_norm_(params, clip)
     scaler.step(opt)
     scaler.update()
+
+
+def _augment(transform: Callable[..., torch.Tensor], x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """``transform`` per sample, given ``generator=gen`` when it takes one (then it never draws from the global RNG)."""
+    try:
+        takes_gen = "generator" in inspect.signature(transform).parameters
+    except (TypeError, ValueError):  # builtins and some C callables have no signature
+        takes_gen = False
+    return torch.stack([transform(xi, generator=gen) if takes_gen else transform(xi) for xi in x])
 
 
 def _grad_clip(config: TrainConfig, extensions: list[Any]) -> float | None:

@@ -354,7 +354,7 @@ def not_found_message(
     lines = [f"{dataset} files not found. Searched:"]
     lines += [f"  - {p}" for p in tried]
     lines.append("expected these files in one of them: " + ", ".join(expected))
-    fixes = [f"pass root='/path/to/folder'", f"set {DATA_ENV_VAR} to a folder holding '{subdir}/'"]
+    fixes = ["pass root='/path/to/folder'", f"set {DATA_ENV_VAR} to a folder holding '{subdir}/'"]
     if download_hint:
         fixes.append("pass download=True (needs internet)")
     lines.append("To fix: " + "; or ".join(fixes) + ".")

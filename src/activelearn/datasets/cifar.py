@@ -50,9 +50,12 @@ class RandomCropFlip:
 
     Notes
     -----
-    Randomness comes from torch's global RNG (``torch.randint`` / ``torch.rand``),
-    so ``torch.manual_seed`` makes it reproducible; pass no generator.  A 4-D
-    input ``(N, C, H, W)`` is augmented sample by sample, independently.
+    Randomness comes from the ``generator`` passed to the call
+    (``transform(x, generator=g)``); :class:`~activelearn.trainer.Trainer` passes
+    one seeded from its own generator, so augmentation never draws from (or
+    advances) torch's global RNG.  Called without one, it falls back to the global
+    RNG, like torchvision's transforms.  A 4-D input ``(N, C, H, W)`` is augmented
+    sample by sample, independently, from the same generator.
     Instances are picklable (usable in DataLoader workers).
     """
 
@@ -69,18 +72,18 @@ class RandomCropFlip:
             raise InvalidParameterError(f"padding must be a non-negative int, got {padding!r}")
         if isinstance(flip_p, bool) or not isinstance(flip_p, numbers.Real) or not 0.0 <= flip_p <= 1.0:
             raise InvalidParameterError(f"flip_p must be a number in [0, 1], got {flip_p!r}")
-        self.size = int(size)
-        self.padding = int(padding)
-        self.flip_p = float(flip_p)
-        self.fill = tuple(float(v) for v in fill) if isinstance(fill, Sequence) else float(fill)
+        self.size: int = int(size)
+        self.padding: int = int(padding)
+        self.flip_p: float = float(flip_p)
+        self.fill: tuple[float, ...] | float = tuple(float(v) for v in fill) if isinstance(fill, Sequence) else float(fill)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Return an augmented copy of ``x`` (shape ``(C, H, W)`` or ``(N, C, H, W)``)."""
         if not isinstance(x, torch.Tensor) or x.ndim not in (3, 4):
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise InvalidInputError(f"RandomCropFlip expects a (C, H, W) or (N, C, H, W) tensor, got {got}")
         if x.ndim == 4:
-            return torch.stack([self(s) for s in x])
+            return torch.stack([self(s, generator) for s in x])
         c, h, w = x.shape
         p = self.padding
         if h + 2 * p < self.size or w + 2 * p < self.size:
@@ -100,10 +103,10 @@ class RandomCropFlip:
                 padded = F.pad(x, (p, p, p, p), value=fill)
         else:
             padded = x
-        top = int(torch.randint(0, padded.shape[1] - self.size + 1, (1,)))
-        left = int(torch.randint(0, padded.shape[2] - self.size + 1, (1,)))
+        top = int(torch.randint(0, padded.shape[1] - self.size + 1, (1,), generator=generator))
+        left = int(torch.randint(0, padded.shape[2] - self.size + 1, (1,), generator=generator))
         out = padded[:, top : top + self.size, left : left + self.size]
-        if self.flip_p > 0 and float(torch.rand(())) < self.flip_p:
+        if self.flip_p > 0 and float(torch.rand((), generator=generator)) < self.flip_p:
             out = out.flip(-1)
         return out.contiguous() if out.data_ptr() != x.data_ptr() else out.clone()
 

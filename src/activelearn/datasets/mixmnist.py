@@ -81,7 +81,7 @@ def _train_vae(x: torch.Tensor, latent: int, epochs: int, gen: torch.Generator) 
 
 
 def _train_classifiers(x: torch.Tensor, y: torch.Tensor, count: int, size: int, epochs: int, gen: torch.Generator) -> list[nn.Module]:
-    nets = []
+    nets: list[nn.Module] = []
     for _ in range(count):
         torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
         net = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
@@ -148,6 +148,7 @@ def ambiguous_digits(
         vx = x if vae_train_size is None else x[torch.randperm(len(x), generator=gen)[:vae_train_size]]
         vae = _train_vae(vx, latent, vae_epochs, gen)
         nets = _train_classifiers(x, y, n_classifiers, min(clf_train_size, len(x)), clf_epochs, gen)
+        kept: list[torch.Tensor]
         kept, majors, minors, distincts, tried = [], [], [], [], 0
         with torch.no_grad():
             for _ in range(max_rounds):

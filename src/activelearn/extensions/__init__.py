@@ -5,5 +5,6 @@ from __future__ import annotations
 from .auxiliary import AuxiliaryHead
 from .loss_prediction import LossPredictionModule, ranking_loss
 from .prototype import PrototypeHead
+from .vaal import VAALModule
 
-__all__ = ["AuxiliaryHead", "LossPredictionModule", "ranking_loss", "PrototypeHead"]
+__all__ = ["AuxiliaryHead", "LossPredictionModule", "ranking_loss", "PrototypeHead", "VAALModule"]

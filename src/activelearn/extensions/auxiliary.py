@@ -88,11 +88,11 @@ class AuxiliaryHead(ModelExtension):
             raise InvalidParameterError(f"scale must be > 0, got {scale!r}")
         if isinstance(detach_after, bool) or not isinstance(detach_after, numbers.Real) or not 0 <= detach_after <= 1:
             raise InvalidParameterError(f"detach_after must be a number in [0, 1], got {detach_after!r}")
-        self.dim = int(dim)
-        self.weight = float(weight)
-        self.scale = float(scale)
-        self.learnable_scale = bool(learnable_scale)
-        self.detach_after = float(detach_after)
+        self.dim: int = int(dim)
+        self.weight: float = float(weight)
+        self.scale: float = float(scale)
+        self.learnable_scale: bool = bool(learnable_scale)
+        self.detach_after: float = float(detach_after)
         self.proj: nn.Linear | None = None
         self.classes: nn.Parameter | None = None
 
@@ -121,7 +121,7 @@ class AuxiliaryHead(ModelExtension):
     def logits(self, u: torch.Tensor) -> torch.Tensor:
         """Scaled cosine logits of unit vectors ``u`` (B x C)."""
         w = F.normalize(self.classes, dim=1)  # type: ignore[arg-type]
-        return self.log_scale.exp() * (u @ w.T)  # type: ignore[union-attr]
+        return self.log_scale.exp() * (u @ w.T)
 
     def training_loss(self, out: ForwardOutput, targets: torch.Tensor, progress: float) -> torch.Tensor | None:
         if self.weight == 0:

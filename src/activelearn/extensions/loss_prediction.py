@@ -122,7 +122,7 @@ class LossPredictionModule(ModelExtension):
         """The tapped features of one forward pass (stages, or the embedding if there are none)."""
         return list(out.stages) if self.uses_stages else [out.embeddings]
 
-    def forward(self, taps: list[torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, taps: list[torch.Tensor]) -> torch.Tensor:
         """Predicted loss per sample, shape ``(B,)``."""
         if self.out is None:
             raise InvalidParameterError("the loss-prediction module is not built yet; attach it to an ALModel first")

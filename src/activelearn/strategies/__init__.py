@@ -24,10 +24,17 @@ from .combine import ExpandSqueeze
 from .baselines import Entropy, LeastConfidence, Margin, RandomSampling
 from .coreset import CoreSet
 from .learning_loss import LearningLoss
+# MC-dropout and adversarial baselines (issue 15): BALD, BatchBALD, VAAL
+from .bald import BALD, BatchBALD
+from .vaal import VAAL
 from .ncenet import NCENet
 from .baselines import BEntropy
 from . import contrastive as _contrastive  # noqa: F401
 from .contrastive import ContrastiveDistance, ContrastiveRandom
+# standard baselines (issue 15): BADGE, CDAL, TypiClust
+from .badge import BADGE
+from .cdal import CDAL
+from .typiclust import TypiClust
 
 __all__ = [
     "Strategy",
@@ -45,6 +52,9 @@ __all__ = [
     "Margin",
     "CoreSet",
     "LearningLoss",
+    "BALD",
+    "BatchBALD",
+    "VAAL",
     "NCENet",
     "BEntropy",
     "ExpandSqueeze",
@@ -56,4 +66,7 @@ __all__ = [
     "IBALD",
     "EntropyD",
     "ClusterAnnotation",
+    "BADGE",
+    "CDAL",
+    "TypiClust",
 ]

@@ -100,5 +100,5 @@ def pool_latents(ae: nn.Module, pools: "Pools", device: torch.device, batch_size
     parts = []
     for s in range(0, pools.n, batch_size):
         x = pools.inputs(np.arange(s, min(s + batch_size, pools.n))).float().to(device)
-        parts.append(ae.encoder(x.flatten(1) if isinstance(ae, _MLPAutoencoder) else x))
+        parts.append(ae.get_submodule("encoder")(x.flatten(1) if isinstance(ae, _MLPAutoencoder) else x))
     return torch.cat(parts)

@@ -57,7 +57,7 @@ __all__ = ["ClusterAnnotation", "propose_clusters"]
 
 
 def _fraction(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:
         raise InvalidParameterError(f"{name} must be a fraction in [0, 1], got {value!r}")
 
 
@@ -175,7 +175,7 @@ class ClusterAnnotation(Strategy):
         if self.scenario == "cluster":
             return 0, budget
         if self.switch_at is None:
-            first = int(round(self.split * budget))
+            first = round(self.split * budget)
         else:
             first = int(np.clip(self.switch_at - pools.n_interactions, 0, budget))
         second = budget - first

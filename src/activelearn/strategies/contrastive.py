@@ -119,6 +119,12 @@ class _ContrastiveClusters(Strategy):
         "no_reject_radius": one_of("median", "max"),
         "encoder": one_of("auto", "cnn", "mlp"),
     }
+    # Set lazily by _ensure / load_state_dict (read with getattr before the first select).
+    _rep: ContrastiveRepresentation | None
+    _pools_uid: int | None
+    _stages: int
+    _state: dict[str, Any] | None
+    _input_shape: tuple[int, ...]
 
     def __init__(
         self,
@@ -184,12 +190,12 @@ class _ContrastiveClusters(Strategy):
         epochs = self.first_epochs if self._stages == 0 else self.later_epochs
         with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
             torch.manual_seed(int(gen.initial_seed()) + 1)
-            loss = self._rep.fit_contrastive(
+            loss = rep.fit_contrastive(
                 pools.unlabeled, lab_x, lab_y, epochs=epochs, batch_size=self.batch_size, lr=self.lr,
                 temperature=self.temperature, gen=gen, device=device, inputs=pools.inputs,
             )
             self._stages += 1
-            feats = self._rep.features(pools.inputs, np.arange(pools.n), device)
+            feats = rep.features(pools.inputs, np.arange(pools.n), device)
             self._fit_classifier(feats, pools, k, gen)
         assign, centroids = kmeans(feats, min(k + 1, pools.n), n_iter=self.kmeans_iter, seed=seed + int(pools.cycle), device=device)
         dist = (feats - centroids[assign]).norm(dim=1)
@@ -205,11 +211,15 @@ class _ContrastiveClusters(Strategy):
             rej = rej[torch.randperm(rej.size, generator=gen)[:cap].numpy()]
         idx = torch.from_numpy(np.concatenate([lab, rej])).to(feats.device)
         targets = torch.cat([y, torch.full((rej.size,), k, dtype=torch.long)])
+        if self._rep is None:
+            raise InvalidParameterError("the representation is not trained yet: call select first")
         self._rep.fit_classifier(feats[idx], targets, steps=self.classifier_steps)
 
     def _plan(self, pools: "Pools", budget: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """Unlabeled members of each cluster (kept clusters first, the dropped one last) and their quotas."""
         st = self._state
+        if st is None:
+            raise InvalidParameterError("no clusters yet: call select first")
         assign, n_clusters = st["assign"], int(st["assign"].max()) + 1
         rej = pools.rejected
         size = np.bincount(assign, minlength=n_clusters)
@@ -266,10 +276,11 @@ class _ContrastiveClusters(Strategy):
 
     def _adopt(self, pools: "Pools", device: torch.device) -> None:
         """Bind a loaded representation (and its clusters) to the pools it now serves."""
-        if getattr(self, "_rep", None) is None or getattr(self, "_pools_uid", 0) is not None:
+        rep = getattr(self, "_rep", None)
+        if rep is None or getattr(self, "_pools_uid", 0) is not None:
             return
         self._pools_uid = pools.uid
-        self._rep = self._rep.to(device)
+        self._rep = rep.to(device)
         st = getattr(self, "_state", None)
         if st is not None:
             st["key"] = (pools.uid, st["key"][1])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, overload
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ def _even_positive_int(name: str, value: Any) -> None:
 
 
 def _fraction(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) <= 1:
         raise InvalidParameterError(f"{name} must be a number in [0, 1], got {value!r}")
 
 
@@ -139,6 +139,14 @@ def density_groups(density: np.ndarray, n_groups: int = 4) -> tuple[np.ndarray, 
     k = min(int(n_groups), n_unique)
     breaks = jenks_breaks(d, k)
     return jenks_labels(d, breaks), breaks
+
+
+@overload
+def dacs_select(z_unlabeled: Any, z_labeled: Any, budget: int, *, n_groups: int = ..., tau: float = ..., density: str = ..., n_buckets: int = ..., max_chunk: int | None = ..., n_rounds: int = ..., knn_k: int = ..., cross_group: bool = ..., seed: int | None = ..., chunk_size: int = ..., device: str | torch.device | None = ..., return_info: Literal[False] = ..., distributed: bool = ...) -> np.ndarray: ...
+
+
+@overload
+def dacs_select(z_unlabeled: Any, z_labeled: Any, budget: int, *, n_groups: int = ..., tau: float = ..., density: str = ..., n_buckets: int = ..., max_chunk: int | None = ..., n_rounds: int = ..., knn_k: int = ..., cross_group: bool = ..., seed: int | None = ..., chunk_size: int = ..., device: str | torch.device | None = ..., return_info: Literal[True], distributed: bool = ...) -> tuple[np.ndarray, dict[str, Any]]: ...
 
 
 def dacs_select(

@@ -35,7 +35,7 @@ from ..exceptions import InvalidParameterError
 from ..ops.kcenter import min_distances
 from ..ops.representer import ibal_scores, with_bias
 from .autoencoder import build_autoencoder, fit_autoencoder, pool_latents
-from .base import ScoreStrategy, optional_int, positive_int
+from .base import ScoreStrategy, positive_int
 from .registry import register
 
 if TYPE_CHECKING:
@@ -46,12 +46,12 @@ __all__ = ["IBAL", "IBALD", "EntropyD"]
 
 
 def positive_float(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) > 0 or not np.isfinite(float(value)):
         raise InvalidParameterError(f"{name} must be a positive number, got {value!r}")
 
 
 def nonnegative_float(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0 or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) >= 0 or not np.isfinite(float(value)):
         raise InvalidParameterError(f"{name} must be a number >= 0, got {value!r}")
 
 

@@ -21,7 +21,7 @@ __all__ = ["LearningLoss"]
 
 def _number(lo: float, hi: float | None = None) -> Callable[[str, Any], None]:
     def check(name: str, value: Any) -> None:
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value >= lo and (hi is None or value <= hi)
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value) >= lo and (hi is None or float(value) <= hi)
         if not ok:
             rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
             raise InvalidParameterError(f"{name} must be a number {rng}, got {value!r}")

@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
+import importlib.util
 import inspect
+import sys
 import warnings
-from typing import Any, Callable, TypeVar
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Sequence, TypeVar
 
 from ..exceptions import InvalidParameterError, UnknownStrategyError
 from .base import Strategy
 
-__all__ = ["register", "available", "get", "get_class"]
+__all__ = ["register", "available", "get", "get_class", "describe", "load_plugins"]
 
 _REGISTRY: dict[str, type[Strategy]] = {}
 #: builders for names that are not classes, e.g. "dacs+entropy" (name pattern -> factory)
@@ -91,3 +96,60 @@ def get(name: str, **params: Any) -> Strategy:
         raise InvalidParameterError(f"strategy {name!r}: {exc}") from exc
     strategy.validate_params()
     return strategy
+
+
+def describe(name: str) -> str:
+    """One line saying what a registered strategy does and what it needs from the model.
+
+    Built from what the class declares, so it holds for user strategies too:
+    the first line of its docstring, the model outputs in ``requires``, the
+    extensions its default instance attaches, and ``needs_dropout``.
+    """
+    cls = get_class(name)
+    doc = (inspect.getdoc(cls) or "").strip().splitlines()
+    what = doc[0].rstrip(".").replace("``", "") if doc else cls.__name__
+    needs = []
+    outputs = sorted(cls.requires)
+    if outputs:
+        needs.append("outputs " + ", ".join(outputs))
+    try:
+        exts = [type(e).__name__ for e in cls().model_extensions()]
+    except Exception:  # noqa: BLE001 - a class without defaults: describe what it declares
+        exts = []
+    if exts:
+        needs.append("attaches " + ", ".join(exts))
+    if getattr(cls, "needs_dropout", False):
+        needs.append("a backbone with dropout")
+    return f"{what} (needs: {'; '.join(needs) or 'nothing from the model'})"
+
+
+def load_plugins(plugins: Sequence[str]) -> None:
+    """Import user modules that register strategies, then every installed entry point.
+
+    Parameters
+    ----------
+    plugins : sequence of str
+        Each a ``.py`` file path (or any existing path) or a dotted module name;
+        the ``activelearn run --plugin`` option and a checkpoint's recipe pass theirs here.
+        Packages exposing the ``activelearn.strategies`` entry point are loaded too.
+
+    Raises
+    ------
+    InvalidParameterError
+        If a plugin that names a file does not exist.
+    """
+    for plugin in plugins:
+        path = Path(plugin)
+        if path.suffix == ".py" or path.exists():
+            if not path.is_file():
+                raise InvalidParameterError(f"--plugin {plugin!r}: no such file (pass a .py file or an importable module name)")
+            spec = importlib.util.spec_from_file_location(f"activelearn_plugin_{path.stem}", path)
+            if spec is None or spec.loader is None:
+                raise InvalidParameterError(f"--plugin {plugin!r}: cannot be imported as a Python module")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+        else:
+            importlib.import_module(plugin)
+    for ep in metadata.entry_points(group="activelearn.strategies"):
+        ep.load()

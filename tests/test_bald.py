@@ -1,0 +1,129 @@
+"""BALD and BatchBALD: hand-computed scores, the batchbald-redux reference, the strategies."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import activelearn as al
+from activelearn.exceptions import InvalidParameterError
+from activelearn.mc_dropout import bald_scores
+from activelearn.strategies.bald import _joint_entropies, batchbald_select
+
+from conftest import make_setup
+
+
+def _lp(rows: list[list[list[float]]]) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float64).log()
+
+
+def _h(*p: float) -> float:
+    return -sum(q * math.log(q) for q in p if q > 0)
+
+
+def test_bald_hand_computed() -> None:
+    # U=3 points, S=2 samples, C=2 classes
+    lp = _lp([
+        [[0.9, 0.1], [0.1, 0.9]],  # samples disagree: mean (0.5, 0.5)
+        [[0.5, 0.5], [0.5, 0.5]],  # uncertain but agreeing: no information about w
+        [[0.8, 0.2], [0.6, 0.4]],
+    ])
+    want = [
+        math.log(2) - _h(0.9, 0.1),  # 0.3681
+        0.0,
+        _h(0.7, 0.3) - 0.5 * (_h(0.8, 0.2) + _h(0.6, 0.4)),  # 0.0227
+    ]
+    got = bald_scores(lp)
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-12)
+    assert got.argmax() == 0 and got[1] < got[2]  # entropy alone would rank point 1 first
+
+
+def _duplicates() -> torch.Tensor:
+    """Rows 0 and 1 identical (highest BALD), row 2 a bit lower and independent of them."""
+    a = [[0.95, 0.05], [0.05, 0.95], [0.95, 0.05], [0.05, 0.95]]
+    b = [[0.9, 0.1], [0.9, 0.1], [0.1, 0.9], [0.1, 0.9]]
+    c = [[0.6, 0.4], [0.5, 0.5], [0.6, 0.4], [0.5, 0.5]]
+    return _lp([a, a, b, c])
+
+
+def _pair_mi(lp: torch.Tensor, i: int, j: int) -> float:
+    """I[y_i, y_j; w] by hand: joint over the MC samples minus the two conditional entropies."""
+    pi, pj = lp[i].exp(), lp[j].exp()
+    k = pi.shape[0]
+    joint = torch.einsum("ka,kb->ab", pi, pj) / k
+    cond = -(pi * pi.log()).sum() / k - (pj * pj.log()).sum() / k
+    return float(-(joint * joint.log()).sum() - cond)
+
+
+def test_batchbald_avoids_the_duplicate_bald_takes() -> None:
+    lp = _duplicates()
+    bald = bald_scores(lp)
+    assert bald[0] == bald[1] > bald[2]  # top-2 BALD = the two copies
+    mis = {j: _pair_mi(lp, 0, j) for j in (1, 2, 3)}
+    assert max(mis, key=mis.get) == 2 and mis[2] > mis[1] + 0.05
+    assert batchbald_select(lp, 2, 10_000).tolist() == [0, 2]
+    # the joint entropies behind it: one picked row enumerated exactly
+    exact = _joint_entropies(lp[0].exp().t().contiguous(), lp.exp(), True, 2**20)
+    for j in (1, 2, 3):
+        cond = float(-(lp[j].exp() * lp[j]).sum() / 4 - (lp[0].exp() * lp[0]).sum() / 4)
+        assert abs(float(exact[j]) - cond - mis[j]) < 1e-12
+
+
+def test_joint_entropy_chunking_does_not_change_scores() -> None:
+    g = torch.Generator().manual_seed(0)
+    lp = torch.log_softmax(torch.randn(40, 6, 4, generator=g, dtype=torch.float64), -1)
+    full = batchbald_select(lp, 6, 50, generator=torch.Generator().manual_seed(1), max_elements=2**24)
+    tiny = batchbald_select(lp, 6, 50, generator=torch.Generator().manual_seed(1), max_elements=1)
+    np.testing.assert_array_equal(full, tiny)
+    assert batchbald_select(lp, 1, 50)[0] == int(bald_scores(lp).argmax())
+
+
+@pytest.mark.parametrize("n_configs,batch", [(10_000, 5), (30, 8), (200, 10)])
+def test_batchbald_matches_batchbald_redux(n_configs: int, batch: int) -> None:
+    """Same picks as batchbald_redux on fixed log-probabilities, exact (C**n <= M) and sampled regimes.
+
+    In the sampled regime both draw the configurations with torch.multinomial:
+    batchbald_redux from the global RNG, ours from a generator, seeded alike.
+    """
+    bb = pytest.importorskip("batchbald_redux.batchbald")
+    g = torch.Generator().manual_seed(0)
+    lp = torch.log_softmax(torch.randn(60, 8, 3, generator=g, dtype=torch.float64) * 2, dim=-1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        ref = bb.get_batchbald_batch(lp.clone(), batch, n_configs, dtype=torch.double)
+    ours = batchbald_select(lp, batch, n_configs, generator=torch.Generator().manual_seed(5))
+    assert ours.tolist() == list(ref.indices)
+    assert 3 ** (batch - 1) > n_configs or n_configs == 10_000
+
+
+def test_bald_strategy_scores_are_mc_bald() -> None:
+    s = make_setup("bald", seed=2)
+    cand = s.pools.unlabeled
+    picks = s.strategy.select(s.model, s.pools, 9)
+    seed = int(s.strategy.rng(s.pools, 2).integers(0, 2**62))
+    lp = s.model.mc_outputs(s.pools, cand, s.strategy.n_samples, seed=seed)["log_probs"]
+    scores = bald_scores(lp).numpy()
+    np.testing.assert_array_equal(picks, al.strategies.top_k(cand, scores, 9))
+    small = al.strategies.get("bald", seed=2, chunk=7)
+    np.testing.assert_allclose(small.score(s.model, s.pools, cand), scores, atol=1e-9)
+
+
+def test_batchbald_strategy_runs_the_greedy_on_mc_samples() -> None:
+    s = make_setup("batchbald", seed=2, params={"n_samples": 8, "n_configs": 100})
+    cand = s.pools.unlabeled
+    picks = s.strategy.select(s.model, s.pools, 6)
+    seed = int(s.strategy.rng(s.pools, 2).integers(0, 2**62))
+    lp = s.model.mc_outputs(s.pools, cand, 8, seed=seed)["log_probs"]
+    gen = torch.Generator().manual_seed(int(s.strategy.rng(s.pools, 3).integers(0, 2**62)))
+    np.testing.assert_array_equal(picks, cand[batchbald_select(lp, 6, 100, generator=gen)])
+
+
+@pytest.mark.parametrize("name", ["bald", "batchbald"])
+def test_without_dropout_raises_with_fix(name: str) -> None:
+    s = make_setup("entropy")  # a model built without dropout
+    strategy = al.strategies.get(name, seed=0)
+    with pytest.raises(InvalidParameterError, match="build the backbone with dropout"):
+        strategy.select(s.model, s.pools, 5)
