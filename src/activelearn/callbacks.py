@@ -55,7 +55,7 @@ class LoopView(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
-__all__ = ["Callback", "LoopView", "as_callback", "open_set_books", "OpenSetBooks", "ClusterBooks", "HistoryFiles", "Checkpointer", "Progress"]
+__all__ = ["Callback", "LoopView", "as_callback", "open_set_books", "OpenSetBooks", "ClusterBooks", "cluster_books", "HistoryFiles", "Checkpointer", "Progress"]
 
 
 class Callback:
@@ -128,17 +128,21 @@ class ClusterBooks(Callback):
 
     def on_cycle_end(self, loop: "LoopView", record: CycleRecord) -> None:
         cluster = [e for e in loop.pools.log if e.cycle == record.cycle + 1 and e.source == "cluster"]
-        if not cluster:
-            return
-        labeled = [e for e in cluster if e.index != DECLINED and e.in_task]
-        record.extra.update({
-            "clusters_accepted": float(len({e.interaction for e in labeled})),
-            "clusters_declined": float(sum(1 for e in cluster if e.index == DECLINED)),
-            "cluster_labeled": float(len(labeled)),
-        })
-        audit = getattr(loop.oracle, "audit", None)
-        if callable(audit) and labeled:
-            record.extra["cluster_label_accuracy"] = float(audit([e.index for e in labeled], [e.label for e in labeled]))
+        if cluster:
+            record.extra.update(cluster_books(cluster, getattr(loop.oracle, "audit", None)))
+
+
+def cluster_books(cluster: Sequence[Annotation], audit: Callable[..., float] | None = None) -> dict[str, float]:
+    """Accepted and declined clusters, cluster-labeled samples and (with ``audit``) their true label accuracy."""
+    labeled = [e for e in cluster if e.index != DECLINED and e.in_task]
+    books = {
+        "clusters_accepted": float(len({e.interaction for e in labeled})),
+        "clusters_declined": float(sum(1 for e in cluster if e.index == DECLINED)),
+        "cluster_labeled": float(len(labeled)),
+    }
+    if callable(audit) and labeled:
+        books["cluster_label_accuracy"] = float(audit([e.index for e in labeled], [e.label for e in labeled]))
+    return books
 
 
 # --------------------------------------------------------------------- output
