@@ -254,3 +254,42 @@ def test_engine_modules_import_no_application_module() -> None:
                 names = [a.name for a in node.names]
             for name in names:
                 assert not banned & set(name.replace("activelearn.", "").split(".")), f"{mod}.py imports {name}"
+
+
+def _as_format_1(state: dict) -> dict:
+    """The layout activelearn 0.1 wrote (format 1), rebuilt from a format-2 state."""
+    old = {k: v for k, v in state.items() if k not in ("model", "trainer", "strategy", "pending")}
+    old.update(format=1, model=state["model"]["weights"], optimizer=state["trainer"]["optimizer"],
+               model_initial={"backbone": state["model"]["initial"], "extensions": state["model"]["extensions_initial"]})
+    p = state["pending"]
+    old["pending"] = None if p is None else {"record": {**p["record"], "extra": {k: v for k, v in p["record"]["extra"].items() if k != "select_calls"}}, "answered": p["answered"]}
+    return old
+
+
+def test_a_format_1_checkpoint_still_resumes_with_a_warning(tmp_path: Path) -> None:
+    """Stopped while the oracle is asked (stage "selected"): format 1 re-asks the unanswered picks, selects nothing again."""
+    from activelearn.checkpoint import checkpoint_path
+
+    train = al.TrainConfig(epochs=2, batch_size=16, seed=0)
+    kw = dict(initial=15, budget=10, cycles=3, seed=1, train=train, progress=False)
+    ref = make_loop("digits", "margin", **kw)
+    ref.run()
+    loop = make_loop("digits", "margin", out_dir=tmp_path, **kw)
+    answer = loop.oracle.answer
+
+    def failing(query):
+        if query.cycle == 2:
+            raise RuntimeError("stop")
+        return answer(query)
+
+    loop.oracle.answer = failing
+    with pytest.raises(RuntimeError, match="stop"):
+        loop.run()
+    state = load_checkpoint(tmp_path)
+    assert state["stage"] == "selected"
+    torch.save(_as_format_1(state), checkpoint_path(tmp_path))
+    with pytest.warns(UserWarning, match="format-1 checkpoint"):
+        again = make_loop("digits", "margin", out_dir=tmp_path, **kw).restore()
+    again.strategy.select = lambda *a, **k: pytest.fail("the saved selection must not be made again")
+    assert _comparable(again.run()) == _comparable(ref.history)
+    assert again.oracle.asked == ref.oracle.asked

@@ -37,6 +37,7 @@ import json
 import os
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -66,6 +67,7 @@ __all__ = [
     "set_rng_state",
     "save_checkpoint",
     "to_plain",
+    "upgrade_v1",
     "load_checkpoint",
     "restore_checkpoint",
 ]
@@ -175,12 +177,44 @@ def load_checkpoint(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}; it is not an activelearn checkpoint or is damaged") from exc
     if not isinstance(state, dict) or "format" not in state:
         raise CheckpointError(f"{path} is not an activelearn checkpoint of format {FORMAT_VERSION}")
-    if state["format"] != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has checkpoint format {state['format']!r}, this version of activelearn reads format {FORMAT_VERSION} "
-            "(format 1 lacked the strategy's state, so it cannot resume every strategy exactly); start the run again"
+    if state["format"] == 1:
+        warnings.warn(
+            f"{path} is a format-1 checkpoint: it holds no strategy state, so a strategy that keeps one "
+            "(contrastive_*, ibal_d, entropy_d) starts it afresh and the resumed run can differ from an uninterrupted one",
+            UserWarning,
+            stacklevel=2,
         )
+        return upgrade_v1(state)
+    if state["format"] != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format {state['format']!r}; this version of activelearn reads formats 1 and {FORMAT_VERSION}")
     return state
+
+
+def upgrade_v1(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 checkpoint in the format-2 layout (strategy state empty).
+
+    Format 1 kept the model's weights, initial weights and the optimizer at the
+    top level and a pending cycle as ``{"record", "answered"}``; an unanswered
+    selection is the part of ``record["selected"]`` not yet in the log, asked
+    as plain samples (format 1 did not keep cluster groups), and the pending
+    cycle counts one ``select`` call (format 1 did not count them mid-cycle).
+    """
+    out = {k: v for k, v in state.items() if k not in ("model", "model_initial", "optimizer")}
+    initial = state["model_initial"]
+    out["format"] = FORMAT_VERSION
+    out["model"] = {"weights": state["model"], "initial": initial["backbone"], "extensions_initial": initial["extensions"],
+                    "built": sorted(initial["extensions"])}
+    out["trainer"] = {"optimizer": state["optimizer"]}
+    out["strategy"] = {}
+    pending = state["pending"]
+    if pending is not None:
+        logged = {int(e["index"]) for e in state["pools"]["log"]}
+        todo = [int(i) for i in pending["record"]["selected"] if int(i) not in logged]
+        query = None if pending["answered"] else {"indices": todo, "groups": []}
+        record = {**pending["record"], "extra": {**pending["record"]["extra"]}}
+        record["extra"].setdefault("select_calls", 1)  # format 1 counted calls only at the end of a cycle
+        out["pending"] = {"record": record, "query": query, "answered": query is None, "progress": True}
+    return out
 
 
 def restore_checkpoint(loop: "Checkpointable", state: dict[str, Any]) -> None:
