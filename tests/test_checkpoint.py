@@ -17,7 +17,7 @@ import torch
 import activelearn as al
 from activelearn.checkpoint import atomic_write_text, load_checkpoint, rng_state, set_rng_state
 from activelearn.exceptions import CheckpointError
-from activelearn.experiment import make_loop
+from activelearn.experiment import make_loop, resume
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 CLI_ARGS = ["--dataset", "digits", "--strategy", "entropy", "--initial", "20", "--budget", "20", "--cycles", "4", "--seed", "3"]
@@ -208,10 +208,88 @@ def test_restore_refuses_a_checkpoint_of_another_run(tmp_path: Path) -> None:
 
 def test_resume_without_a_checkpoint_says_where_it_looked(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"no checkpoint at .*checkpoint\.pt"):
-        al.ActiveLoop.resume(tmp_path)
+        resume(tmp_path)
 
 
 def test_damaged_checkpoint_is_refused(tmp_path: Path) -> None:
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
-        al.ActiveLoop.resume(tmp_path)
+        resume(tmp_path)
+
+
+def test_deprecated_activeloop_resume_still_finishes_a_run(tmp_path: Path) -> None:
+    train = al.TrainConfig(epochs=1)
+    ref = make_loop("digits", "entropy", initial=10, budget=5, cycles=2, seed=0, train=train, progress=False)
+    ref_history = ref.run()
+    loop = make_loop("digits", "entropy", initial=10, budget=5, cycles=2, seed=0, train=train, progress=False, out_dir=tmp_path)
+    loop.trainer.fit = _fail_at_cycle(loop.trainer.fit, 1)
+    with pytest.raises(RuntimeError, match="stop"):
+        loop.run()
+    with pytest.warns(DeprecationWarning, match="experiment.resume"):
+        again = al.ActiveLoop.resume(tmp_path, progress=False)
+    assert _comparable(again.run()) == _comparable(ref_history)
+
+
+def _fail_at_cycle(fit, at: int):
+    def failing(model, pools, *, cycle: int = 0):
+        if cycle == at:
+            raise RuntimeError("stop")
+        return fit(model, pools, cycle=cycle)
+
+    return failing
+
+
+def test_engine_modules_import_no_application_module() -> None:
+    """loop, trainer and checkpoint never import experiment, cli or datasets, not even inside a function."""
+    import ast
+
+    banned = {"experiment", "cli", "datasets"}
+    for mod in ("loop", "trainer", "checkpoint", "callbacks", "selection", "model", "pools", "oracle", "history"):
+        tree = ast.parse((Path(SRC) / "activelearn" / f"{mod}.py").read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [a.name for a in node.names if not node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                assert not banned & set(name.replace("activelearn.", "").split(".")), f"{mod}.py imports {name}"
+
+
+def _as_format_1(state: dict) -> dict:
+    """The layout activelearn 0.1 wrote (format 1), rebuilt from a format-2 state."""
+    old = {k: v for k, v in state.items() if k not in ("model", "trainer", "strategy", "pending")}
+    old.update(format=1, model=state["model"]["weights"], optimizer=state["trainer"]["optimizer"],
+               model_initial={"backbone": state["model"]["initial"], "extensions": state["model"]["extensions_initial"]})
+    p = state["pending"]
+    old["pending"] = None if p is None else {"record": {**p["record"], "extra": {k: v for k, v in p["record"]["extra"].items() if k != "select_calls"}}, "answered": p["answered"]}
+    return old
+
+
+def test_a_format_1_checkpoint_still_resumes_with_a_warning(tmp_path: Path) -> None:
+    """Stopped while the oracle is asked (stage "selected"): format 1 re-asks the unanswered picks, selects nothing again."""
+    from activelearn.checkpoint import checkpoint_path
+
+    train = al.TrainConfig(epochs=2, batch_size=16, seed=0)
+    kw = dict(initial=15, budget=10, cycles=3, seed=1, train=train, progress=False)
+    ref = make_loop("digits", "margin", **kw)
+    ref.run()
+    loop = make_loop("digits", "margin", out_dir=tmp_path, **kw)
+    answer = loop.oracle.answer
+
+    def failing(query):
+        if query.cycle == 2:
+            raise RuntimeError("stop")
+        return answer(query)
+
+    loop.oracle.answer = failing
+    with pytest.raises(RuntimeError, match="stop"):
+        loop.run()
+    state = load_checkpoint(tmp_path)
+    assert state["stage"] == "selected"
+    torch.save(_as_format_1(state), checkpoint_path(tmp_path))
+    with pytest.warns(UserWarning, match="format-1 checkpoint"):
+        again = make_loop("digits", "margin", out_dir=tmp_path, **kw).restore()
+    again.strategy.select = lambda *a, **k: pytest.fail("the saved selection must not be made again")
+    assert _comparable(again.run()) == _comparable(ref.history)
+    assert again.oracle.asked == ref.oracle.asked

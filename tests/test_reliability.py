@@ -185,7 +185,7 @@ def _density_nan() -> None:
 
 
 def _resume_no_checkpoint(tmp_path: Path) -> None:
-    al.ActiveLoop.resume(tmp_path)
+    al.experiment.resume(tmp_path)
 
 
 CASES: list[tuple[str, Callable, type[Exception], str]] = [

@@ -1,26 +1,33 @@
-"""Crash-safe checkpoints of an :class:`~activelearn.loop.ActiveLoop`.
+"""Crash-safe checkpoints of an :class:`~activelearn.loop.ActiveLoop`: save and load only.
 
 A checkpoint is one file, ``<out_dir>/checkpoint.pt``, replaced atomically
 (written to a temporary file in the same folder, fsynced, then renamed over the
 old one), so a crash at any instant leaves either the previous checkpoint or the
-new one, never a torn file.  It holds everything a run needs to continue:
+new one, never a torn file.  Its content is ``loop.state_dict()`` (plus the
+format version, the stage and the time): the composition of every part's own
+state, each part saving and loading itself,
 
-* the pools (the whole annotation log, replayed on load),
-* the :class:`~activelearn.history.History`,
-* the model's ``state_dict`` (backbone plus every strategy-owned extension:
-  auxiliary heads, loss-prediction modules, prototypes...), the initial weights
-  that ``reset_parameters`` restores, and the trainer's optimizer state,
-* every RNG state (torch CPU and CUDA, NumPy's and Python's global generators),
-* the oracle's own state when it has one (``state_dict``/``load_state_dict``),
-* the cycle in progress: a selection already made (``stage="selected"``, asked
-  again on resume with the same indices, never re-selected) or already answered
-  (``stage="answered"``, never asked again),
-* the *recipe* the run was built from (e.g. the CLI arguments), so
-  ``ActiveLoop.resume(out_dir)`` and ``activelearn run --resume out_dir`` need
-  nothing else.
+* the pools (``Pools.state_dict``: the whole annotation log, replayed on load),
+* the :class:`~activelearn.history.History` (``History.state_dict``),
+* the model (``ALModel.engine_state``: weights of the backbone and of every
+  strategy-owned extension, and the initial weights ``reset_parameters``
+  restores),
+* the trainer (``Trainer.state_dict``: the optimizer state),
+* the strategy (``Strategy.state_dict``: fitted state such as the contrastive
+  encoder or the IBAL-D autoencoder; empty for stateless strategies),
+* the oracle's own state when it has ``state_dict``/``load_state_dict``,
+* every global RNG state (torch CPU and CUDA, NumPy's and Python's),
+* the cycle in progress (``loop.pending``): a selection already made (stage
+  ``"selected"``: the saved query is asked again on resume, never re-selected)
+  or already answered (stage ``"answered"``: never asked again),
+* the *recipe* the run was built from, so that
+  :func:`activelearn.experiment.resume` and ``activelearn run --resume out_dir``
+  need nothing else.
 
 The file is read with ``torch.load(weights_only=True)``: only tensors and plain
-Python containers are stored, and loading never executes pickled code.
+Python containers, numbers and strings are stored, and loading never executes
+code.  Loading the state into a loop is the loop's job
+(:meth:`ActiveLoop.load_state_dict <activelearn.loop.ActiveLoop.load_state_dict>`).
 """
 
 from __future__ import annotations
@@ -30,35 +37,44 @@ import json
 import os
 import random
 import time
-from dataclasses import asdict
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from .exceptions import CheckpointError
-from .oracle import StatefulOracle
-from .history import CycleRecord, History, _json_default
+from .history import to_plain
 
-if TYPE_CHECKING:
-    from .loop import ActiveLoop
+
+class Checkpointable(Protocol):
+    """What a checkpoint is taken of: an object with an ``out_dir`` and a state (an ``ActiveLoop``)."""
+
+    out_dir: Path | None
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "Checkpointable",
     "atomic_write_bytes",
     "atomic_write_text",
     "checkpoint_path",
     "rng_state",
     "set_rng_state",
     "save_checkpoint",
+    "to_plain",
+    "upgrade_v1",
     "load_checkpoint",
     "restore_checkpoint",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 ANNOTATIONS_NAME = "annotations.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 STAGES = ("initial", "selected", "answered", "cycle")
 
 
@@ -122,13 +138,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------- save
-def _plain(obj: Any) -> Any:
-    """JSON round trip: numpy scalars and arrays become Python numbers and lists."""
-    return json.loads(json.dumps(obj, default=_json_default))
-
-
-def save_checkpoint(loop: "ActiveLoop", stage: str, *, pending: CycleRecord | None = None, answered: bool = False) -> Path:
-    """Write the loop's whole state to ``loop.out_dir/checkpoint.pt`` (atomically).
+def save_checkpoint(loop: "Checkpointable", stage: str) -> Path:
+    """Write ``loop.state_dict()`` to ``loop.out_dir/checkpoint.pt`` (atomically).
 
     Parameters
     ----------
@@ -137,37 +148,12 @@ def save_checkpoint(loop: "ActiveLoop", stage: str, *, pending: CycleRecord | No
     stage : {"initial", "selected", "answered", "cycle"}
         What just happened: before the initial query, a selection made (not yet
         answered), an answer batch recorded, or a cycle completed.
-    pending : CycleRecord, optional
-        The record of the cycle in progress (its ``selected`` holds the
-        selection), when the checkpoint is taken inside a cycle.
-    answered : bool
-        Whether the pending selection has been answered and recorded.
     """
     if loop.out_dir is None:
         raise CheckpointError("this loop has no out_dir; pass out_dir= to ActiveLoop to enable checkpoints")
     if stage not in STAGES:
         raise CheckpointError(f"unknown checkpoint stage {stage!r}; expected one of {list(STAGES)}")
-    model, trainer = loop.model, loop.trainer
-    model.build_extensions(loop.pools.inputs(np.arange(min(2, loop.pools.n))))  # seeded: same weights as a later build
-    oracle_state = loop.oracle.state_dict() if isinstance(loop.oracle, StatefulOracle) else None
-    state = {
-        "format": FORMAT_VERSION,
-        "stage": stage,
-        "saved_at": time.time(),
-        "identity": loop.identity(),
-        "recipe": _plain(loop.recipe) if loop.recipe is not None else None,
-        "pending": None if pending is None else {"record": _plain(asdict(pending)), "answered": bool(answered)},
-        "pools": _plain(loop.pools.state_dict()),
-        "history": _plain(loop.history.to_dict()),
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "model_initial": {
-            "backbone": dict(model._initial_state),
-            "extensions": {n: dict(s) for n, s in model._ext_initial.items()},
-        },
-        "optimizer": trainer.optimizer.state_dict() if trainer.optimizer is not None else None,
-        "rng": rng_state(),
-        "oracle": _plain(oracle_state) if oracle_state is not None else None,
-    }
+    state = {"format": FORMAT_VERSION, "stage": stage, "saved_at": time.time(), **loop.state_dict()}
     buf = io.BytesIO()
     torch.save(state, buf)
     path = atomic_write_bytes(checkpoint_path(loop.out_dir), buf.getvalue())
@@ -189,54 +175,48 @@ def load_checkpoint(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupted or foreign file
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}; it is not an activelearn checkpoint or is damaged") from exc
-    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+    if not isinstance(state, dict) or "format" not in state:
         raise CheckpointError(f"{path} is not an activelearn checkpoint of format {FORMAT_VERSION}")
+    if state["format"] == 1:
+        warnings.warn(
+            f"{path} is a format-1 checkpoint: it holds no strategy state, so a strategy that keeps one "
+            "(contrastive_*, ibal_d, entropy_d) starts it afresh and the resumed run can differ from an uninterrupted one",
+            UserWarning,
+            stacklevel=2,
+        )
+        return upgrade_v1(state)
+    if state["format"] != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format {state['format']!r}; this version of activelearn reads formats 1 and {FORMAT_VERSION}")
     return state
 
 
-def restore_checkpoint(loop: "ActiveLoop", state: dict[str, Any]) -> dict[str, Any] | None:
-    """Load a checkpoint's states into a loop built the same way as the saved one.
+def upgrade_v1(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 checkpoint in the format-2 layout (strategy state empty).
 
-    Everything is checked before anything changes.  Returns the pending cycle
-    (``{"record": CycleRecord, "answered": bool}``) or None.
-
-    Raises
-    ------
-    CheckpointError
-        If the loop differs from the saved one (strategy, seed, budget, cycles,
-        pool size, initial set) or the model's parameters do not match.
+    Format 1 kept the model's weights, initial weights and the optimizer at the
+    top level and a pending cycle as ``{"record", "answered"}``; an unanswered
+    selection is the part of ``record["selected"]`` not yet in the log, asked
+    as plain samples (format 1 did not keep cluster groups), and the pending
+    cycle counts one ``select`` call (format 1 did not count them mid-cycle).
     """
-    saved, mine = state["identity"], loop.identity()
-    diff = {k: (saved.get(k), mine.get(k)) for k in set(saved) | set(mine) if saved.get(k) != mine.get(k)}
-    if diff:
-        details = "; ".join(f"{k}: saved {a!r}, this loop {b!r}" for k, (a, b) in sorted(diff.items()))
-        raise CheckpointError(f"the checkpoint belongs to a different run ({details}); rebuild the loop with the saved settings")
-    model = loop.model
-    n = loop.pools.n
-    model.build_extensions(loop.pools.inputs(np.arange(min(2, n))))
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state["model"]))
-    extra = sorted(set(state["model"]) - set(own))
-    if missing or extra:
-        raise CheckpointError(
-            f"model parameters differ from the checkpoint (missing {missing[:4]}, unexpected {extra[:4]}); "
-            "build the same backbone and attach the same extensions"
-        )
-    # -- all checks passed: change state
-    loop.pools.load_state_dict(state["pools"])
-    loop.history = History.from_dict(state["history"])
-    model._initial_state = dict(state["model_initial"]["backbone"])
-    for name, s in state["model_initial"]["extensions"].items():
-        model._ext_initial[name] = dict(s)
-    model.load_state_dict(state["model"])
-    model.mark_trained()
-    if state["optimizer"] is not None:
-        loop.trainer.optimizer = loop.trainer._make_optimizer(model)
-        loop.trainer.optimizer.load_state_dict(state["optimizer"])
-    if state["oracle"] is not None and isinstance(loop.oracle, StatefulOracle):
-        loop.oracle.load_state_dict(state["oracle"])
-    set_rng_state(state["rng"])
+    out = {k: v for k, v in state.items() if k not in ("model", "model_initial", "optimizer")}
+    initial = state["model_initial"]
+    out["format"] = FORMAT_VERSION
+    out["model"] = {"weights": state["model"], "initial": initial["backbone"], "extensions_initial": initial["extensions"],
+                    "built": sorted(initial["extensions"])}
+    out["trainer"] = {"optimizer": state["optimizer"]}
+    out["strategy"] = {}
     pending = state["pending"]
-    if pending is None:
-        return None
-    return {"record": CycleRecord(**pending["record"]), "answered": bool(pending["answered"])}
+    if pending is not None:
+        logged = {int(e["index"]) for e in state["pools"]["log"]}
+        todo = [int(i) for i in pending["record"]["selected"] if int(i) not in logged]
+        query = None if pending["answered"] else {"indices": todo, "groups": []}
+        record = {**pending["record"], "extra": {**pending["record"]["extra"]}}
+        record["extra"].setdefault("select_calls", 1)  # format 1 counted calls only at the end of a cycle
+        out["pending"] = {"record": record, "query": query, "answered": query is None, "progress": True}
+    return out
+
+
+def restore_checkpoint(loop: "Checkpointable", state: dict[str, Any]) -> None:
+    """Load a checkpoint's state into a loop built the same way (``loop.load_state_dict(state)``)."""
+    loop.load_state_dict(state)

@@ -162,11 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, out: Path | None) -> int:
-    from .experiment import make_loop
-    from .loop import ActiveLoop
+    from .experiment import make_loop, resume
 
     if args.resume:
-        loop = ActiveLoop.resume(args.resume, **({"progress": False} if args.no_progress else {}))
+        loop = resume(args.resume, **({"progress": False} if args.no_progress else {}))
         out = Path(args.resume)
         name, dataset, seed = loop.recipe["strategy"], loop.recipe["data"], loop.seed  # type: ignore[index]
     else:

@@ -20,6 +20,8 @@ from .backbones import build_backbone
 from .configs import ExperimentConfig, preset
 from .datasets import DatasetBundle
 from .history import History
+from . import loop as loop_module
+from .checkpoint import load_checkpoint
 from .loop import ActiveLoop
 from .model import ALModel, ModelExtension
 from .exceptions import CheckpointError, InvalidParameterError
@@ -29,7 +31,7 @@ from .pools import Pools
 from .strategies.base import Strategy
 from .trainer import TrainConfig, Trainer
 
-__all__ = ["make_loop", "run_experiment", "compare", "loop_from_recipe", "parse_label"]
+__all__ = ["make_loop", "run_experiment", "compare", "loop_from_recipe", "resume", "parse_label"]
 
 _PLAIN = (int, float, str, bool, type(None))
 
@@ -123,6 +125,33 @@ def loop_from_recipe(recipe: dict[str, Any], **overrides: Any) -> ActiveLoop:
     kwargs = {k: _decode(v) for k, v in recipe.items()}
     kwargs.update(overrides)
     return make_loop(kwargs.pop("data"), kwargs.pop("strategy"), **kwargs)
+
+
+def resume(out_dir: str | Path, **overrides: Any) -> ActiveLoop:
+    """Rebuild a checkpointed run from its saved recipe and load its state.
+
+    ``resume(out_dir).run()`` finishes an interrupted run; ``overrides``
+    replace recipe entries (e.g. ``progress=False``, ``device="cpu"``).  Loops
+    built by hand have no recipe: build them the same way again and call
+    :meth:`ActiveLoop.restore`.
+
+    Raises
+    ------
+    CheckpointError
+        If ``out_dir`` holds no readable checkpoint or the checkpoint has no recipe.
+    """
+    state = load_checkpoint(out_dir)
+    recipe = state.get("recipe")
+    if not recipe:
+        raise CheckpointError(
+            f"the checkpoint in {out_dir} has no recipe (the loop was built by hand); "
+            "build the loop the same way and call loop.restore(out_dir)"
+        )
+    loop = loop_from_recipe(recipe, out_dir=str(out_dir), **overrides)
+    return loop.restore(out_dir, state=state)
+
+
+loop_module.set_resume_builder(resume)  # keeps the deprecated ActiveLoop.resume working
 
 
 def _strategy(strategy: str | Strategy, seed: int, params: dict[str, Any] | None) -> Strategy:

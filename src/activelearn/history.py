@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["CycleRecord", "History", "comparison_table", "plot_curves", "cost_per_accuracy"]
+__all__ = ["CycleRecord", "History", "comparison_table", "plot_curves", "cost_per_accuracy", "to_plain"]
 
 
 def cost_per_accuracy(cost: float | np.ndarray, accuracy: float | np.ndarray) -> float | np.ndarray:
@@ -81,6 +81,15 @@ class History:
     def from_dict(cls, data: dict[str, Any]) -> "History":
         return cls(records=[CycleRecord(**r) for r in data["records"]], meta=dict(data.get("meta", {})))
 
+    def state_dict(self) -> dict[str, Any]:
+        """Records and meta as plain data (numpy values become Python numbers and lists)."""
+        return to_plain(self.to_dict())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replace records and meta, in place, with a saved :meth:`state_dict`."""
+        loaded = History.from_dict(state)
+        self.records, self.meta = loaded.records, loaded.meta
+
     def save_json(self, path: str | os.PathLike[str]) -> Path:
         """Write the whole history (atomically: temp file then rename)."""
         path = Path(path)
@@ -128,6 +137,11 @@ class History:
 def _default_metric(h: History) -> str:
     keys = [k for r in h.records for k in r.metrics]
     return "accuracy" if "accuracy" in keys or not keys else keys[0]
+
+
+def to_plain(obj: Any) -> Any:
+    """JSON round trip: numpy scalars and arrays become Python numbers and lists, tuples lists."""
+    return None if obj is None else json.loads(json.dumps(obj, default=_json_default))
 
 
 def _json_default(o: Any) -> Any:

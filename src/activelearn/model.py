@@ -603,3 +603,45 @@ class ALModel(nn.Module):
         from .mc_dropout import mc_outputs
 
         return mc_outputs(self, pools, indices, n_samples, seed=seed, names=names, batch_size=batch_size)
+
+    # ---------------------------------------------------------------- state
+    def engine_state(self) -> dict[str, Any]:
+        """What a checkpoint needs of the model, as plain containers of CPU tensors.
+
+        ``nn.Module.state_dict`` (the current weights of the backbone and of
+        every attached extension) is one part; the others are the initial
+        weights :meth:`reset_parameters` restores (backbone and each built
+        extension) and the names of the built extensions.  A distinct name
+        from ``state_dict`` so that ``nn.Module``'s own contract (current
+        weights only) is unchanged.
+        """
+        return {
+            "weights": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+            "initial": {k: v.clone() for k, v in self._initial_state.items()},
+            "extensions_initial": {n: {k: v.clone() for k, v in s.items()} for n, s in self._ext_initial.items()},
+            "built": sorted(self._built),
+        }
+
+    def load_engine_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`engine_state` into a model built the same way (same backbone, extensions attached and built).
+
+        Raises
+        ------
+        CheckpointError
+            If the parameter names differ (checked before anything changes).
+        """
+        from .exceptions import CheckpointError
+
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state["weights"]))
+        extra = sorted(set(state["weights"]) - set(own))
+        if missing or extra or sorted(self._built) != list(state["built"]):
+            raise CheckpointError(
+                f"model parameters differ from the checkpoint (missing {missing[:4]}, unexpected {extra[:4]}, "
+                f"built extensions {sorted(self._built)} vs saved {list(state['built'])}); "
+                "build the same backbone and attach the same extensions"
+            )
+        self._initial_state = {k: v.clone() for k, v in state["initial"].items()}
+        self._ext_initial = {n: {k: v.clone() for k, v in s.items()} for n, s in state["extensions_initial"].items()}
+        self.load_state_dict(state["weights"])
+        self.mark_trained()

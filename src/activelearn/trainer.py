@@ -237,6 +237,19 @@ class Trainer:
         model.mark_trained()
         return {"train_loss": last_loss, "train_seconds": time.perf_counter() - start}
 
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state (None before the first fit); the config is the constructor's."""
+        return {"optimizer": self.optimizer.state_dict() if self.optimizer is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any], *, model: ALModel) -> None:
+        """Restore :meth:`state_dict`; ``model`` is the model the optimizer steps (its parameters)."""
+        if state["optimizer"] is None:
+            self.optimizer = None
+            return
+        self.optimizer = self._make_optimizer(model)
+        self.optimizer.load_state_dict(state["optimizer"])
+
 
 class _UnlabeledBatches:
     """Seeded unlabeled batches for extensions with ``uses_unlabeled``: a walk through permutations of the pool.

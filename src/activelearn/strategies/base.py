@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 
-from ..exceptions import InvalidInputError, InvalidParameterError
+from ..exceptions import CheckpointError, InvalidInputError, InvalidParameterError
 
 if TYPE_CHECKING:
     from ..model import ALModel, ModelExtension
@@ -149,6 +149,32 @@ class Strategy(ABC):
     def model_extensions(self) -> list["ModelExtension"]:
         """Heads and losses this strategy adds to the model (default: none)."""
         return []
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """The strategy's fitted state, for checkpoints (default: none).
+
+        A strategy that keeps something between ``select`` calls (a trained
+        encoder, cluster assignments, a cache that would not be recomputed
+        identically) returns it here as plain containers, numbers, strings and
+        tensors (what ``torch.load(weights_only=True)`` reads), and restores it
+        in :meth:`load_state_dict`; hyperparameters stay in the constructor.
+        """
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (default: accepts only the empty state).
+
+        Raises
+        ------
+        CheckpointError
+            If ``state`` holds anything: the saved strategy kept a state this one cannot load.
+        """
+        if state:
+            raise CheckpointError(
+                f"{type(self).__name__} keeps no state but the checkpoint holds {sorted(state)}; "
+                "build the strategy the checkpoint was written with"
+            )
 
     # ------------------------------------------------------------ parameters
     @classmethod

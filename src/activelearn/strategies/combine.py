@@ -81,6 +81,15 @@ class ExpandSqueeze(Strategy):
     def get_params(self) -> dict[str, Any]:
         return {"candidates": self.candidates.name, "scorer": self.scorer.name, "eta": self.eta}
 
+    def state_dict(self) -> dict[str, Any]:
+        """Both parts' states."""
+        return {"candidates": self.candidates.state_dict(), "scorer": self.scorer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` into both parts."""
+        self.candidates.load_state_dict(state.get("candidates", {}))
+        self.scorer.load_state_dict(state.get("scorer", {}))
+
 
 def _build(name: str, **params: Any) -> ExpandSqueeze:
     parts = name.split("+")

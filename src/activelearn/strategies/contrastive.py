@@ -35,8 +35,9 @@ otherwise), ``kmeans_iter``, ``classifier_steps``, ``drop_ood_cluster``,
 inside each cluster (the paper's Random(CL)).
 
 The strategy's :meth:`state_dict` / :meth:`load_state_dict` save and restore
-the encoder, projection head and classifier with the training stage, so a
-checkpoint can resume it.  :meth:`evaluate` gives the accuracy of the linear
+the encoder, projection head and classifier with the training stage and the
+cycle's clusters, so a checkpoint resumes it exactly (the loop's checkpoint
+holds them).  :meth:`evaluate` gives the accuracy of the linear
 classifier on the representation (the accuracy the paper reports for these
 methods).
 """
@@ -123,6 +124,7 @@ class _ContrastiveClusters(Strategy):
     _pools_uid: int | None
     _stages: int
     _state: dict[str, Any] | None
+    _input_shape: tuple[int, ...]
 
     def __init__(
         self,
@@ -164,6 +166,7 @@ class _ContrastiveClusters(Strategy):
 
     def _ensure(self, model: "ALModel", pools: "Pools") -> dict[str, Any]:
         """Train the representation once per (pools, cycle) and cache features and clusters."""
+        self._adopt(pools, model.device)
         state = getattr(self, "_state", None)
         key = (pools.uid, int(pools.cycle))
         if state is not None and state["key"] == key:
@@ -179,6 +182,7 @@ class _ContrastiveClusters(Strategy):
                 torch.manual_seed(seed)
                 rep = ContrastiveRepresentation(pools.inputs(np.arange(1))[0], k, rep_dim=self.rep_dim, proj_dim=self.proj_dim, arch=self.encoder)
             self._rep, self._pools_uid, self._stages = rep.to(device), pools.uid, 0
+            self._input_shape = tuple(pools.inputs(np.arange(1)).shape[1:])
         gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, int(pools.cycle), self._stages]).generate_state(1)[0]))
         lab, rej = pools.labeled, pools.rejected
         lab_x = np.concatenate([lab, rej])
@@ -236,22 +240,50 @@ class _ContrastiveClusters(Strategy):
 
     # ------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, Any]:
-        """The representation's weights (encoder, projection, classifier) and the number of training stages."""
-        rep = getattr(self, "_rep", None)
-        return {"stages": getattr(self, "_stages", 0), "num_classes": None if rep is None else rep.num_classes,
-                "model": None if rep is None else {k: v.detach().cpu() for k, v in rep.state_dict().items()}}
+        """The representation (encoder, projection, classifier weights), its training stage and this cycle's clusters.
 
-    def load_state_dict(self, state: dict[str, Any], *, example: torch.Tensor, pools: "Pools | None" = None) -> None:
-        """Restore from :meth:`state_dict`; ``example`` is one input (to build the encoder), ``pools`` the pools it belongs to."""
-        if state.get("model") is None:
-            self._rep = None
+        Empty before the first ``select``.  The clusters (assignments and
+        centroid distances of the cycle) are kept so that a run resumed inside
+        a quota-mode cycle re-applies the radius rule to the same clusters
+        without retraining.
+        """
+        rep = getattr(self, "_rep", None)
+        if rep is None:
+            return {}
+        st = getattr(self, "_state", None)
+        clusters = None if st is None else {
+            "cycle": int(st["key"][1]), "assign": torch.as_tensor(st["assign"]), "dist": torch.as_tensor(st["dist"]),
+            "k": int(st["k"]), "loss": float(st["loss"]),
+        }
+        return {
+            "input_shape": list(self._input_shape), "num_classes": rep.num_classes, "stages": int(self._stages),
+            "weights": {k: v.detach().cpu() for k, v in rep.state_dict().items()}, "clusters": clusters,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; the representation is bound to the pools of the next ``select``."""
+        self._rep, self._state, self._stages = None, None, 0
+        if not state:
             return
-        rep = ContrastiveRepresentation(example, int(state["num_classes"]), rep_dim=self.rep_dim, proj_dim=self.proj_dim, arch=self.encoder)
-        rep.load_state_dict(state["model"])
-        self._rep = rep
-        self._stages = int(state["stages"])
-        self._pools_uid = None if pools is None else pools.uid
-        self._state = None
+        self._input_shape = tuple(int(s) for s in state["input_shape"])
+        with torch.random.fork_rng(devices=[]):  # the weights are overwritten: leave the global RNG as it was
+            rep = ContrastiveRepresentation(torch.zeros(self._input_shape), int(state["num_classes"]), rep_dim=self.rep_dim, proj_dim=self.proj_dim, arch=self.encoder)
+        rep.load_state_dict(state["weights"])
+        self._rep, self._stages, self._pools_uid = rep, int(state["stages"]), None  # None: adopt the next pools
+        c = state["clusters"]
+        if c is not None:
+            self._state = {"key": (None, int(c["cycle"])), "assign": c["assign"].numpy(), "dist": c["dist"].numpy(), "k": int(c["k"]), "loss": float(c["loss"])}
+
+    def _adopt(self, pools: "Pools", device: torch.device) -> None:
+        """Bind a loaded representation (and its clusters) to the pools it now serves."""
+        rep = getattr(self, "_rep", None)
+        if rep is None or getattr(self, "_pools_uid", 0) is not None:
+            return
+        self._pools_uid = pools.uid
+        self._rep = rep.to(device)
+        st = getattr(self, "_state", None)
+        if st is not None:
+            st["key"] = (pools.uid, st["key"][1])
 
     # ------------------------------------------------------------ evaluation
     @torch.no_grad()

@@ -18,7 +18,9 @@ Entropy-D adds ``gamma * D`` to the entropy.
 
 State: the autoencoder is trained once per pool (its latent codes are cached on
 the strategy, keyed by ``pools.uid``) -- the one piece of state these
-strategies keep between calls.  Its training is seeded by ``seed``.
+strategies keep between calls.  Its training is seeded by ``seed``;
+:meth:`state_dict` holds its weights so a resumed run scores with the same
+autoencoder without training it again.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import torch
 from ..exceptions import InvalidParameterError
 from ..ops.kcenter import min_distances
 from ..ops.representer import ibal_scores, with_bias
-from .autoencoder import fit_autoencoder, pool_latents
+from .autoencoder import build_autoencoder, fit_autoencoder, pool_latents
 from .base import ScoreStrategy, positive_int
 from .registry import register
 
@@ -97,16 +99,41 @@ class _DistanceMixin:
     seed: int | None
 
     def latents(self, model: "ALModel", pools: "Pools") -> torch.Tensor:
+        """Latent codes of every pool sample, from the autoencoder trained once per pool (or loaded)."""
         cache = self.__dict__.setdefault("_latent_cache", {})
         key = (pools.uid, pools.n)
         if key not in cache:
             cache.clear()
-            ae = fit_autoencoder(
-                pools, latent_dim=self.latent_dim, epochs=self.ae_epochs, batch_size=self.ae_batch_size,
-                lr=self.ae_lr, seed=0 if self.seed is None else int(self.seed), device=model.device,
-            )
+            loaded = self.__dict__.pop("_loaded_ae", None)
+            example = pools.inputs(np.arange(min(2, pools.n)))
+            if loaded is not None and tuple(loaded["input_shape"]) == tuple(example.shape[1:]):
+                with torch.random.fork_rng(devices=[]):  # weights overwritten: global RNG untouched
+                    ae = build_autoencoder(tuple(example.shape[1:]), self.latent_dim)
+                ae.load_state_dict(loaded["weights"])
+                ae = ae.to(model.device).eval()
+            else:
+                ae = fit_autoencoder(
+                    pools, latent_dim=self.latent_dim, epochs=self.ae_epochs, batch_size=self.ae_batch_size,
+                    lr=self.ae_lr, seed=0 if self.seed is None else int(self.seed), device=model.device,
+                )
+            self._ae = (tuple(example.shape[1:]), ae)
             cache[key] = pool_latents(ae, pools, model.device)
         return cache[key]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The trained autoencoder (input shape and weights); empty before the first score."""
+        trained = self.__dict__.get("_ae")
+        if trained is None:
+            loaded = self.__dict__.get("_loaded_ae")
+            return dict(loaded) if loaded is not None else {}
+        shape, ae = trained
+        return {"input_shape": list(shape), "weights": {k: v.detach().cpu() for k, v in ae.state_dict().items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`: the next pool scored uses this autoencoder instead of training one."""
+        self.__dict__.pop("_ae", None)
+        self.__dict__.get("_latent_cache", {}).clear()
+        self._loaded_ae = dict(state) if state else None
 
     def distance(self, model: "ALModel", pools: "Pools", indices: np.ndarray) -> torch.Tensor:
         """``D``: min latent distance to the labeled set, divided by its max over ``indices``."""
