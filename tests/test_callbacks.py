@@ -106,3 +106,22 @@ def test_open_set_and_cluster_books_by_hand() -> None:
     record = al.CycleRecord(cycle=0, n_labeled=6, interactions=9, cost=9.0, metrics={})
     ClusterBooks().on_cycle_end(loop, record)
     assert record.extra == {"clusters_accepted": 1.0, "clusters_declined": 1.0, "cluster_labeled": 4.0, "cluster_label_accuracy": 1.0}
+
+
+def test_epoch_hook_sees_every_epoch_with_its_loss_and_lr() -> None:
+    class Epochs(Callback):
+        def __init__(self) -> None:
+            self.seen: list[tuple[int, int, float, float]] = []
+
+        def on_epoch_end(self, loop, cycle, epoch, logs):  # type: ignore[no-untyped-def]
+            self.seen.append((cycle, epoch, logs["train_loss"], logs["lr"]))
+
+    loop = build_resume_loop("random", None)
+    loop.trainer.config = loop.trainer.config.replace(epochs=3, lr=0.1, milestones=(2,), gamma=0.1)
+    cb = Epochs()
+    loop.callbacks = [cb]
+    history = loop.run()
+    assert [(c, e) for c, e, _, _ in cb.seen] == [(c, e) for c in range(len(history)) for e in range(3)]
+    assert [lr for *_, lr in cb.seen[:3]] == pytest.approx([0.1, 0.1, 0.01])
+    for r in history.records:  # the cycle's train_loss is its last epoch's
+        assert [loss for c, e, loss, _ in cb.seen if c == r.cycle and e == 2] == [r.metrics["train_loss"]]

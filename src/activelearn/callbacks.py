@@ -5,6 +5,7 @@ in this order for each cycle::
 
     on_run_start(loop)                       once per run() (also after a resume)
     on_cycle_start(loop, cycle)              before training (not for a cycle resumed mid-selection)
+    on_epoch_end(loop, cycle, epoch, logs)   after each training epoch (logs: train_loss, lr)
     on_record(loop, record)                  after training and evaluation
     on_selection(loop, record, query)        a selection made, before the oracle is asked
     on_answers(loop, record, entries)        the oracle's answers recorded in the pools
@@ -66,6 +67,9 @@ class Callback:
 
     def on_cycle_start(self, loop: "LoopView", cycle: int) -> None:
         """Called before the model of ``cycle`` is trained."""
+
+    def on_epoch_end(self, loop: "LoopView", cycle: int, epoch: int, logs: dict[str, float]) -> None:
+        """Called after each training epoch; ``logs`` holds ``train_loss`` (mean over the epoch) and ``lr``."""
 
     def on_record(self, loop: "LoopView", record: CycleRecord) -> None:
         """Called once the cycle's model is trained and evaluated (books at training time)."""

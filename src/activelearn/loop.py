@@ -23,6 +23,7 @@ answers); for cycles that selected, ``select_calls`` and
 
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
 from dataclasses import asdict
@@ -225,7 +226,10 @@ class ActiveLoop:
         self._emit("on_cycle_start", cycle)
         pools = self.pools
         pools.cycle = cycle
-        fit = self.trainer.fit(self.model, pools, cycle=cycle)
+        hook = {}  # a user Trainer whose fit() predates the per-epoch hook still works, without epoch events
+        if "on_epoch_end" in inspect.signature(self.trainer.fit).parameters:
+            hook["on_epoch_end"] = lambda epoch, logs: self._emit("on_epoch_end", cycle, epoch, logs)
+        fit = self.trainer.fit(self.model, pools, cycle=cycle, **hook)
         metrics = {"train_loss": fit["train_loss"]}
         if self.test is not None:
             metrics.update(evaluate(self.model, self.test[0], self.test[1]))

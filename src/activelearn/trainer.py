@@ -130,7 +130,9 @@ class Trainer:
             return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
         return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
 
-    def fit(self, model: ALModel, pools: Pools, *, cycle: int = 0) -> dict[str, float]:
+    def fit(
+        self, model: ALModel, pools: Pools, *, cycle: int = 0, on_epoch_end: Callable[[int, dict[str, float]], None] | None = None
+    ) -> dict[str, float]:
         """Train on ``pools.labeled`` with the labels the oracle gave.
 
         With ``model.open_set`` the rejected samples (``pools.rejected``) are
@@ -230,10 +232,12 @@ class Trainer:
                     total += float(loss.detach()) * part.size
                     count += part.size
                     step += 1
-                scheduler.step()
                 if sharded:
                     total, count = D.all_reduce_sum([total, count])
                 last_loss = total / max(count, 1)
+                if on_epoch_end is not None:  # per-epoch hook (loggers); lr of this epoch, before the scheduler's step
+                    on_epoch_end(epoch, {"train_loss": last_loss, "lr": float(opt.param_groups[0]["lr"])})
+                scheduler.step()
         model.mark_trained()
         return {"train_loss": last_loss, "train_seconds": time.perf_counter() - start}
 
