@@ -75,39 +75,72 @@ def _lsh_buckets(zn: torch.Tensor, n_buckets: int, generator: torch.Generator) -
     return out
 
 
+#: chunks of more rows than this are processed in row panels using the symmetry of cos
+_PANEL_MIN_M = 256
+#: rows per panel (a panel holds at most ``_PANEL_ROWS x 2m`` similarities)
+_PANEL_ROWS = 256
+
+
 def _chunk_sums(zs: torch.Tensor, m: int) -> torch.Tensor:
     """Per sorted row: sum of silu(cos) over chunk mates (self excluded) and the previous chunk.
 
     ``zs`` holds the rows in sorted order, zero-padded to ``n_chunks * m`` rows
     (padding rows are zero, so their cosine and contribution are exactly 0).
+    Small chunks are batched (``bmm`` over groups of chunks); large chunks
+    (``m > _PANEL_MIN_M``) go through :func:`_panel_sums`, which evaluates each
+    within-chunk pair once (``silu(cos_ij)`` is symmetric) and so computes
+    ``1.5 m^2`` instead of ``2 m^2`` terms per chunk.
     """
     total, d = zs.shape
     n_chunks = total // m
     q = zs.view(n_chunks, m, d)
-    out = torch.zeros(n_chunks, m, dtype=zs.dtype, device=zs.device)
     prev = (torch.arange(n_chunks, device=zs.device) - 1) % n_chunks
     look_back = n_chunks > 1  # a single chunk would look back at itself
     width = 2 * m if look_back else m
+    if m > _PANEL_MIN_M or m * width > _MAX_BLOCK:
+        return _panel_sums(q, prev, look_back)
+    out = torch.zeros(n_chunks, m, dtype=zs.dtype, device=zs.device)
     diag = torch.arange(m, device=zs.device)
-    if m * width <= _MAX_BLOCK:
-        group = max(1, _MAX_BLOCK // (m * width))
-        for c0 in range(0, n_chunks, group):
-            c1 = min(n_chunks, c0 + group)
-            qc = q[c0:c1]
-            keys = torch.cat([qc, q[prev[c0:c1]]], dim=1) if look_back else qc
-            f = F.silu(torch.bmm(qc, keys.transpose(1, 2)))  # silu(x) = x * sigmoid(x)
-            f[:, diag, diag] = 0  # self-pairs
-            out[c0:c1] = f.sum(dim=2)
-    else:
-        rows = max(1, _MAX_BLOCK // width)
-        for c in range(n_chunks):
-            keys = torch.cat([q[c], q[int(prev[c])]], dim=0) if look_back else q[c]
-            for r0 in range(0, m, rows):
-                r1 = min(m, r0 + rows)
-                f = F.silu(q[c, r0:r1] @ keys.T)
-                idx = torch.arange(r1 - r0, device=zs.device)
-                f[idx, idx + r0] = 0
-                out[c, r0:r1] = f.sum(dim=1)
+    group = max(1, _MAX_BLOCK // (m * width))
+    for c0 in range(0, n_chunks, group):
+        c1 = min(n_chunks, c0 + group)
+        qc = q[c0:c1]
+        keys = torch.cat([qc, q[prev[c0:c1]]], dim=1) if look_back else qc
+        f = F.silu(torch.bmm(qc, keys.transpose(1, 2)))  # silu(x) = x * sigmoid(x)
+        f[:, diag, diag] = 0  # self-pairs
+        out[c0:c1] = f.sum(dim=2)
+    return out.reshape(-1)
+
+
+def _panel_sums(q: torch.Tensor, prev: torch.Tensor, look_back: bool) -> torch.Tensor:
+    """:func:`_chunk_sums` for large chunks, in row panels of ``_PANEL_ROWS`` rows.
+
+    Panel ``a`` of chunk ``c`` (rows ``[a0, a1)``) is compared with the rows
+    ``[a0, m)`` of its own chunk and with the whole previous chunk.  Its row
+    sums are the panel rows' densities over those keys (both directions of the
+    pairs inside the panel, self excluded); the column sums of the part
+    ``[a1, m)`` are the contributions of the panel rows to the later rows of
+    the chunk (``silu(cos_ij) = silu(cos_ji)``), so every within-chunk pair is
+    evaluated once.  Memory: one ``_PANEL_ROWS x 2m`` block.
+    """
+    n_chunks, m, d = q.shape
+    out = torch.zeros(n_chunks, m, dtype=q.dtype, device=q.device)
+    t = max(1, min(_PANEL_ROWS, _MAX_BLOCK // (2 * m)))
+    buf = torch.empty(t * 2 * m, dtype=q.dtype, device=q.device)
+    for c in range(n_chunks):
+        qc, oc = q[c], out[c]
+        keys_all = torch.cat([qc, q[int(prev[c])]], dim=0) if look_back else qc
+        for a0 in range(0, m, t):
+            a1 = min(m, a0 + t)
+            keys = keys_all[a0:]
+            f = buf[: (a1 - a0) * keys.shape[0]].view(a1 - a0, keys.shape[0])
+            torch.mm(qc[a0:a1], keys.T, out=f)
+            F.silu(f, inplace=True)
+            idx = torch.arange(a1 - a0, device=q.device)
+            f[idx, idx] = 0  # self-pairs
+            oc[a0:a1] += f.sum(dim=1)
+            if a1 < m:
+                oc[a1:] += f[:, a1 - a0 : m - a0].sum(dim=0)
     return out.reshape(-1)
 
 

@@ -43,6 +43,7 @@ from .._validation import (
     resolve_device,
 )
 from ..exceptions import InvalidInputError, InvalidParameterError
+from ._kcenter_lazy import lazy_loop
 
 __all__ = ["kcenter_greedy", "min_distances"]
 
@@ -108,8 +109,10 @@ class _Geometry:
     # ---- per-row auxiliaries -------------------------------------------------
     def row_aux(self, A: torch.Tensor) -> torch.Tensor:
         """Squared norms (euclidean) or inverse norms (cosine) of the rows of ``A``."""
-        Af = A.to(self.cdtype)
-        sq = (Af * Af).sum(dim=1)
+        # squares in cache-sized sub-blocks (a chunk-sized temporary would go through main memory)
+        step = max(1, (1 << 20) // max(1, A.shape[1]))
+        parts = [(a * a).sum(dim=1) for a in A.to(self.cdtype).split(step)]
+        sq = parts[0] if len(parts) == 1 else torch.cat(parts)
         if self.metric == "euclidean":
             return sq
         # exact inverse norms however small the row (a clamp would shrink tiny rows' self-similarity);
@@ -208,152 +211,6 @@ def _plain_loop(geo: _Geometry, mind: torch.Tensor, picks: list[int], budget: in
             geo.update_all(mind, p)
 
 
-def _group_stats(
-    seg: torch.Tensor, rows: torch.Tensor, vals: torch.Tensor, n_groups: int, n: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-group max value and the lowest row index attaining it."""
-    rad = torch.full((n_groups,), -math.inf, dtype=vals.dtype, device=vals.device)
-    arg = torch.full((n_groups,), n, dtype=torch.int64, device=vals.device)
-    if rows.numel():
-        rad.scatter_reduce_(0, seg, vals, reduce="amax", include_self=True)
-        at_max = vals == rad[seg]
-        arg.scatter_reduce_(0, seg[at_max], rows[at_max], reduce="amin", include_self=True)
-    return rad, arg
-
-
-class _PrunedState:
-    """Groups of rows by nearest center, with each group's radius and argmax."""
-
-    def __init__(self, geo: _Geometry, mind: torch.Tensor, assign: torch.Tensor, center_rows: list[int], capacity: int) -> None:
-        dev = geo.device
-        self.geo = geo
-        self.mind = mind
-        self.n = geo.n
-        k = len(center_rows)
-        self.k = k
-        self.center_rows = torch.zeros(capacity, dtype=torch.int64, device=dev)
-        self.center_rows[:k] = torch.as_tensor(center_rows, dtype=torch.int64, device=dev)
-        self.radius = torch.full((capacity,), -math.inf, dtype=geo.cdtype, device=dev)
-        self.garg = torch.full((capacity,), self.n, dtype=torch.int64, device=dev)
-        alive = torch.nonzero(mind > -math.inf).squeeze(1)
-        a = assign.index_select(0, alive)
-        order = torch.argsort(a, stable=True)
-        rows = alive.index_select(0, order)
-        seg = a.index_select(0, order)
-        counts = torch.bincount(seg, minlength=k)
-        rad, arg = _group_stats(seg, rows, mind.index_select(0, rows), k, self.n)
-        self.radius[:k] = rad
-        self.garg[:k] = arg
-        self.members: list[torch.Tensor] = list(torch.split(rows, counts.tolist()))
-        self.recomputed = 0
-
-    def next_pick(self) -> tuple[int, int]:
-        """Row with the largest min-distance (lowest index among ties) and its group."""
-        rad = self.radius[: self.k]
-        top = rad.max()
-        groups = torch.nonzero(rad == top).squeeze(1)
-        g = groups[torch.argmin(self.garg.index_select(0, groups))]
-        return int(self.garg[g]), int(g)
-
-    def add_center(self, p: int, g_star: int) -> None:
-        """Make row ``p`` (currently in group ``g_star``) a center and update groups.
-
-        A row ``x`` of group ``a`` can only get closer to the new center ``c``
-        than to ``a`` if ``d(a, c) < 2 d(x, a)`` (triangle inequality).  Whole
-        groups are first tested with their radius, then the rows of the
-        remaining groups one by one (a cheap comparison), and distances are
-        computed only for the rows that pass.  A margin of a few rounding
-        errors keeps the test conservative, so the result equals a full pass.
-        """
-        geo, mind, k, dev = self.geo, self.mind, self.k, self.geo.device
-        mind[p] = -math.inf
-        c = geo.X[p]
-        c_aux = geo.aux[p]
-        margin = 5.0 * geo.delta
-        scale = 2.0 * (1.0 + geo.rel)
-        # Candidate groups: radius 0 (all members on their center) or -inf (empty) never change.
-        cand = torch.nonzero(self.radius[:k] > 0).squeeze(1)
-        if cand.numel():
-            dcc = geo.to_metric(geo.dist_rows(self.center_rows.index_select(0, cand), c, c_aux))
-            r = geo.to_metric(self.radius.index_select(0, cand))
-            act_mask = (scale * r + margin > dcc) | (cand == g_star)
-            active_t = cand[act_mask]
-            d_act = dcc[act_mask]
-        else:
-            active_t = cand
-            d_act = torch.zeros(0, dtype=geo.cdtype, device=dev)
-        active = active_t.tolist()
-        if g_star not in active:  # radius <= 0: force its (dead) pick out of the group
-            active.append(g_star)
-            d_act = torch.cat([d_act, d_act.new_zeros(1)])
-        parts = [self.members[a] for a in active]
-        sizes = torch.as_tensor([t.numel() for t in parts], device=dev)
-        idx = torch.cat(parts) if len(parts) > 1 else parts[0]
-        seg = torch.repeat_interleave(torch.arange(len(active), device=dev), sizes)
-        old_all = mind.index_select(0, idx)
-        alive = old_all > -math.inf
-        need = alive & (scale * geo.to_metric(old_all) + margin > d_act.index_select(0, seg))
-        n_need = int(need.sum())
-        if n_need > _DENSE_FRACTION * self.n:
-            # Most rows need a distance: one contiguous pass (like plain) beats a gather.
-            sel = alive
-            d_all = torch.empty(self.n, dtype=geo.cdtype, device=dev)
-            for s in range(0, self.n, geo.chunk):
-                e = min(s + geo.chunk, self.n)
-                d_all[s:e] = geo.dist_vec(geo.X[s:e], geo.aux[s:e], c, c_aux)
-            rows_sel = idx[sel]
-            dsel = d_all.index_select(0, rows_sel)
-            del d_all
-        else:
-            sel = need
-            rows_sel = idx[sel]
-            dsel = geo.dist_rows(rows_sel, c, c_aux)
-        self.recomputed += int(rows_sel.numel())
-        mv = dsel < old_all[sel]
-        moved = torch.zeros_like(alive)
-        moved[sel] = mv
-        new_rows = rows_sel[mv]
-        new_vals = dsel[mv]
-        mind[new_rows] = new_vals
-        # new group k
-        rad_k, arg_k = _group_stats(torch.zeros_like(new_rows), new_rows, new_vals, 1, self.n)
-        self.radius[k] = rad_k[0]
-        self.garg[k] = arg_k[0]
-        # the active groups lose the rows that moved (and dead picks)
-        keep = alive & ~moved
-        seg_k = seg[keep]
-        rows_k = idx[keep]
-        rad, arg = _group_stats(seg_k, rows_k, old_all[keep], len(active), self.n)
-        act = torch.as_tensor(active, dtype=torch.int64, device=dev)
-        self.radius[act] = rad
-        self.garg[act] = arg
-        counts = torch.bincount(seg_k, minlength=len(active)).tolist()
-        for a, members in zip(active, torch.split(rows_k, counts)):
-            self.members[a] = members
-        self.members.append(new_rows)
-        self.center_rows[k] = p
-        self.k = k + 1
-
-
-def _pruned_loop(
-    geo: _Geometry,
-    mind: torch.Tensor,
-    assign: torch.Tensor,
-    center_rows: list[int],
-    picks: list[int],
-    budget: int,
-) -> None:
-    """Triangle-inequality pruned greedy.  Appends to ``picks`` in place."""
-    state = _PrunedState(geo, mind, assign, center_rows, len(center_rows) + budget)
-    while len(picks) < budget:
-        p, g = state.next_pick()
-        picks.append(p)
-        if len(picks) >= budget:
-            mind[p] = -math.inf
-            break
-        state.add_center(p, g)
-
-
 # --------------------------------------------------------------------------- #
 # Public API
 # --------------------------------------------------------------------------- #
@@ -392,7 +249,10 @@ def _prepare(features: Any, dev: torch.device) -> torch.Tensor:
         step = max(1, _BLOCK_ELEMS // max(1, X.shape[1]))
         bad = 0
         for s in range(0, X.shape[0], step):
-            bad += int((~torch.isfinite(X[s : s + step])).any(dim=1).sum())
+            block = X[s : s + step]
+            # one fused sum per block; only a non-finite sum (NaN/Inf, or an overflow) needs the row-wise check
+            if not bool(torch.isfinite(block.sum())):
+                bad += int((~torch.isfinite(block)).any(dim=1).sum())
         if bad:
             raise InvalidInputError(f"features holds NaN or Inf in {bad} row(s); clean or impute them first")
     if X.dtype != torch.float64 and X.dtype != torch.float32:
@@ -543,7 +403,7 @@ def kcenter_greedy(
     if method == "plain":
         _plain_loop(geo, mind, picks, budget)
     else:
-        _pruned_loop(geo, mind, assign, centers, picks, budget)
+        lazy_loop(geo, mind, assign, centers, picks, budget, labeled=lab.size > 0)
     return np.asarray(picks, dtype=np.int64)
 
 
