@@ -33,8 +33,12 @@ import math
 
 import torch
 
+#: matrix-vector products are done on blocks of a multiple of this many rows (as in kcenter.py)
+_ROW_ALIGN = 16
 #: rows gathered in one candidate pool (rows whose upper bound is above the pool threshold)
 _POOL = 65536
+#: a refresh of more than this fraction of the pool is done as contiguous passes
+_DENSE = 0.3
 #: largest center-to-center distance table kept (entries)
 _CC_ELEMS = 1 << 24
 #: first refresh block of a pick (grows x4 while the pick is not certified)
@@ -71,8 +75,9 @@ class _LazyState:
         self.stamp = torch.full((self.n,), self.k, dtype=torch.int32, device=dev)
         self.asg = assign.to(torch.int32) if assign.numel() else torch.zeros(self.n, dtype=torch.int32, device=dev)
         rows = torch.as_tensor(center_rows, dtype=torch.int64, device=dev)
-        self.C = torch.empty(capacity, self.d, dtype=geo.X.dtype, device=dev)
-        self.caux = torch.empty(capacity, dtype=geo.cdtype, device=dev)
+        # zero rows beyond the centers pad the matrix-vector products of canonical() to 16 rows
+        self.C = torch.zeros(capacity + _ROW_ALIGN, self.d, dtype=geo.X.dtype, device=dev)
+        self.caux = torch.zeros(capacity + _ROW_ALIGN, dtype=geo.cdtype, device=dev)
         self.C[: self.k] = geo.X.index_select(0, rows)
         self.caux[: self.k] = geo.aux.index_select(0, rows)
         # center-to-center distances (metric units), kept when they fit in one block
@@ -92,6 +97,7 @@ class _LazyState:
             self.E = 2.0 * gamma + 16.0 * u
             self.slack = math.sqrt(2.0 * self.E)  # in chord units
         self.u = u
+        self.ub = self.upper(self.val)  # upper bounds of the canonical min-distances, kept in step with val
         self.pool = torch.zeros(0, dtype=torch.int64, device=dev)
         self.tau = math.inf  # every row outside the pool has an upper bound < tau
         self.refreshed = 0
@@ -117,7 +123,7 @@ class _LazyState:
         bounds below the current one, so it always admits new rows; the pool
         is then every live row whose upper bound reaches it.
         """
-        ub = self.upper(self.val)
+        ub = self.ub
         step = max(1, self.n // 16384)
         sample = ub[::step]
         sample = sample[(sample < self.tau) & (sample > -math.inf)]
@@ -132,7 +138,22 @@ class _LazyState:
 
     # ---- refreshing ------------------------------------------------------------
     def refresh(self, rows: torch.Tensor) -> None:
-        """Bring ``val`` of ``rows`` up to date with all ``k`` centers (matrix-matrix blocks)."""
+        """Bring ``val`` of ``rows`` up to date with all ``k`` centers (matrix-matrix blocks).
+
+        Rows that only missed the newest center are refreshed apart from the
+        others, so that a few long-stale rows do not make every row of the
+        block meet all the centers they missed.
+        """
+        if rows.numel() > 1:
+            recent = self.stamp.index_select(0, rows) == self.k - 1
+            n_recent = int(recent.sum())
+            if 0 < n_recent < rows.numel():
+                self._refresh(rows[recent])
+                self._refresh(rows[~recent])
+                return
+        self._refresh(rows)
+
+    def _refresh(self, rows: torch.Tensor) -> None:
         geo, k = self.geo, self.k
         self.refreshed += int(rows.numel())
         j0 = int(self.stamp.index_select(0, rows).min())
@@ -141,7 +162,7 @@ class _LazyState:
         ua, inv = torch.unique(a, return_inverse=True)
         if newc.numel() * ua.numel() <= (1 << 22):
             # triangle inequality: center c can only beat row x's nearest known center a if d(a, c) < 2 d(x, a)
-            r = geo.to_metric(self.upper(self.val.index_select(0, rows)))
+            r = geo.to_metric(self.ub.index_select(0, rows))
             rmax = torch.full((ua.numel(),), -math.inf, dtype=r.dtype, device=r.device)
             rmax.scatter_reduce_(0, inv, r, reduce="amax", include_self=True)
             if self.cc is not None:
@@ -163,7 +184,9 @@ class _LazyState:
             vmin, arg = self._min_block(geo.X.index_select(0, r), geo.aux.index_select(0, r), C, caux)
             old = self.val.index_select(0, r)
             better = vmin < old
-            self.val[r] = torch.where(better, vmin, old)
+            new = torch.where(better, vmin, old)
+            self.val[r] = new
+            self.ub[r] = self.upper(new)
             self.asg[r] = torch.where(better, newc.index_select(0, arg).to(torch.int32), self.asg.index_select(0, r))
 
     def _min_block(self, A: torch.Tensor, a_aux: torch.Tensor, C: torch.Tensor, c_aux: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,7 +209,15 @@ class _LazyState:
         return (1.0 - smax * a_aux).clamp_min_(0.0), arg
 
     def canonical(self, rows: torch.Tensor) -> torch.Tensor:
-        """Min-distances of ``rows`` exactly as the plain greedy computes them."""
+        """Min-distances of ``rows`` exactly as the plain greedy computes them.
+
+        The plain greedy's value for row ``x`` and center ``c`` is entry ``x``
+        of the matrix-vector product ``X_block @ c``.  MKL's per-row result of
+        a matrix-vector product is the same when the roles are swapped
+        (``C_block @ x``, centers as the matrix rows, padded to a multiple of
+        16 rows; checked by the tests against ``plain``), so one product per
+        row gives its canonical distances to every picked center at once.
+        """
         geo, L, k = self.geo, self.L, self.k
         self.rechecked += int(rows.numel())
         out = (
@@ -196,12 +227,11 @@ class _LazyState:
         )
         if k == L:
             return out
-        XA, aA = geo.X.index_select(0, rows), geo.aux.index_select(0, rows)
-        D = geo.dist_block(XA, aA, self.C[L:k], self.caux[L:k])
-        v = D.min(dim=1).values
-        near = D <= (v + 2.0 * self.err(v) + 4.0 * self.u * v.abs())[:, None]
-        for j in torch.nonzero(near.any(dim=0)).squeeze(1).tolist():
-            torch.minimum(out, geo.dist_vec(XA, aA, self.C[L + j], self.caux[L + j]), out=out)
+        k16 = L + -(-(k - L) // _ROW_ALIGN) * _ROW_ALIGN
+        block, caux = self.C[L:k16], self.caux[L:k]
+        for i, r in enumerate(rows.tolist()):
+            dots = (block @ geo.X[r])[: k - L]
+            out[i] = torch.minimum(out[i], geo._finish(dots, geo.aux[r], caux).min())
         return out
 
     # ---- one pick ----------------------------------------------------------------
@@ -209,7 +239,7 @@ class _LazyState:
         """Row with the largest canonical min-distance (lowest index among ties)."""
         b = _FIRST
         while True:
-            ubP = self.upper(self.val.index_select(0, self.pool))
+            ubP = self.ub.index_select(0, self.pool)
             keep = ubP >= self.tau  # rows that fell below the threshold leave the pool
             self.pool, ubP = self.pool[keep], ubP[keep]
             if self.pool.numel() == 0:
@@ -224,7 +254,7 @@ class _LazyState:
             else:
                 rest, top = -math.inf, self.pool
             stale = top[self.stamp.index_select(0, top) < self.k]
-            if stale.numel() > 0.3 * self.n:
+            if stale.numel() > _DENSE * self.n:
                 self.refresh_all()
             elif stale.numel():
                 self.refresh(stale)
@@ -269,6 +299,7 @@ class _LazyState:
     def add_center(self, p: int) -> None:
         """Make row ``p`` a center."""
         self.val[p] = -math.inf
+        self.ub[p] = -math.inf
         self.C[self.k] = self.geo.X[p]
         self.caux[self.k] = self.geo.aux[p]
         if self.cc is not None and self.k:
