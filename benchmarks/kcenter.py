@@ -99,6 +99,7 @@ def worker(args: argparse.Namespace) -> None:
         X = X.to(args.device)
     base = _status_gib("VmRSS")
     t0 = time.perf_counter()
+    c0 = time.process_time()
     if args.method in ("plain", "pruned"):
         sys.path.insert(0, str(ROOT / "src"))
         from activelearn.ops.kcenter import kcenter_greedy
@@ -113,8 +114,9 @@ def worker(args: argparse.Namespace) -> None:
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     np.save(args.out, picks)
-    print(json.dumps({"time": elapsed, "peak": _status_gib("VmHWM"), "base": base}))
+    print(json.dumps({"time": elapsed, "cpu": cpu, "peak": _status_gib("VmHWM"), "base": base}))
 
 
 # --------------------------------------------------------------------------- #
@@ -126,8 +128,11 @@ def run_one(python: str, method: str, n: int, args: argparse.Namespace, out: str
         "--_out", out, "--dim", str(args.dim), "--budget", str(args.budget), "--device", args.device,
         "--clusters", str(args.clusters), "--seed", str(args.seed), "--threads", str(args.threads),
     ]
+    env = dict(os.environ)
+    if args.threads:  # the peers' numpy BLAS too, not only torch
+        env.update({k: str(args.threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timeout after {args.timeout} s"}
     if proc.returncode != 0:
@@ -173,31 +178,33 @@ def main(argv: list[str] | None = None) -> None:
         f"device={args.device}, torch threads={args.threads or 'default'}, cpu count={os.cpu_count()}, "
         f"load average at start={os.getloadavg()[0]:.2f}\n"
     )
-    print("| N | method | time (s) | peak RSS (GiB) | RSS after data (GiB) | picks == plain | note |")
-    print("|---:|---|---:|---:|---:|---|---|")
+    print("| N | method | time (s) | CPU time (s) | peak RSS (GiB) | RSS after data (GiB) | picks == plain | note |")
+    print("|---:|---|---:|---:|---:|---:|---|---|")
     has_peer = "peers" in methods and peer_available(args.peer_python)
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             times: dict[str, float] = {}
+            cpus: dict[str, float] = {}
             for method in methods:
                 python, name = sys.executable, method
                 if method == "peers":
                     name = "skactiveml CoreSet"
                     if not has_peer:
-                        print(f"| {n:,} | {name} | | | | | not installed |", flush=True)
+                        print(f"| {n:,} | {name} | | | | | | not installed |", flush=True)
                         continue
                     python, method = args.peer_python, "skactiveml"
                 if method == "naive":
                     need = n * n * 4 / GIB
                     if need > args.naive_max_gb:
-                        print(f"| {n:,} | naive N x N | | | | | skipped: would need {need:.1f} GB |", flush=True)
+                        print(f"| {n:,} | naive N x N | | | | | | skipped: would need {need:.1f} GB |", flush=True)
                         continue
                 out = os.path.join(tmp, f"{method}_{n}.npy")
                 res = run_one(python, method, n, args, out)
                 if "error" in res:
-                    print(f"| {n:,} | {name} | | | | | {res['error']} |", flush=True)
+                    print(f"| {n:,} | {name} | | | | | | {res['error']} |", flush=True)
                     continue
                 times[method] = res["time"]
+                cpus[method] = res["cpu"]
                 same = ""
                 ref = os.path.join(tmp, f"plain_{n}.npy")
                 if method != "plain" and os.path.exists(ref):
@@ -207,11 +214,16 @@ def main(argv: list[str] | None = None) -> None:
                     "naive": "float32 gemm rounds differently: near-ties may differ" if same == "NO" else "",
                 }.get(method, "")
                 print(
-                    f"| {n:,} | {name} | {res['time']:.2f} | {res['peak']:.2f} | {res['base']:.2f} | {same} | {note} |",
+                    f"| {n:,} | {name} | {res['time']:.2f} | {res['cpu']:.2f} | {res['peak']:.2f} | {res['base']:.2f} | {same} | {note} |",
                     flush=True,
                 )
-            if "plain" in times and "pruned" in times:
-                print(f"| {n:,} | speed-up (plain time / pruned time) | {times['plain'] / times['pruned']:.1f}x | | | | |", flush=True)
+            for other, label in (("plain", "plain"), ("skactiveml", "skactiveml CoreSet")):
+                if other in times and "pruned" in times:
+                    print(
+                        f"| {n:,} | speed-up ({label} / pruned) | {times[other] / times['pruned']:.1f}x | "
+                        f"{cpus[other] / cpus['pruned']:.1f}x | | | | same run |",
+                        flush=True,
+                    )
     print(f"\nload average at end={os.getloadavg()[0]:.2f}")
 
 

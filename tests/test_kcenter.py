@@ -306,6 +306,7 @@ def lazy_paths(request, monkeypatch):
 
     if request.param == "small_pool":
         monkeypatch.setattr(lazy, "_POOL", 16)
+        monkeypatch.setattr(lazy, "_POOL_MIN", 8)
         monkeypatch.setattr(lazy, "_FIRST", 2)
     elif request.param == "no_cc_table":
         monkeypatch.setattr(lazy, "_CC_ELEMS", 0)

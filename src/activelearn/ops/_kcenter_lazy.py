@@ -41,6 +41,8 @@ _POOL = 65536
 _DENSE = 0.3
 #: largest center-to-center distance table kept (entries)
 _CC_ELEMS = 1 << 24
+#: smallest pool target (the target is N / 16 between this and _POOL)
+_POOL_MIN = 2048
 #: first refresh block of a pick (grows x4 while the pick is not certified)
 _FIRST = 64
 
@@ -127,7 +129,8 @@ class _LazyState:
         step = max(1, self.n // 16384)
         sample = ub[::step]
         sample = sample[(sample < self.tau) & (sample > -math.inf)]
-        want = max(1, (_POOL * sample.numel()) // max(1, self.n))
+        target = min(_POOL, max(_POOL_MIN, self.n // 16))
+        want = max(1, (target * sample.numel()) // max(1, self.n))
         if sample.numel() <= want:  # (nearly) everything left: take every live row
             tau = -math.inf
             self.pool = torch.nonzero(ub > -math.inf).squeeze(1)

@@ -7,9 +7,12 @@ center.  Two exact implementations are provided:
 ``plain``
     One pass over the whole pool per pick (``N x d`` multiply-adds per pick).
 ``pruned``
-    The same picks, but rows are grouped by their nearest center and the
-    triangle inequality proves most groups unaffected by a new center, so only
-    a small fraction of the pool is recomputed per pick on clustered features.
+    The same picks by lazy evaluation (:mod:`activelearn.ops._kcenter_lazy`):
+    a row's min-distance only shrinks as centers are added, so only the rows
+    whose (stale) bound is near the top are brought up to date, in blocks, as
+    matrix-matrix products against the centers they missed that the triangle
+    inequality cannot rule out; near-ties are re-decided with the plain
+    kernel's own arithmetic.
 
 Neither ever builds an ``N x N`` or ``N x L`` matrix: distances to many
 centers are computed in ``row chunk x center chunk`` blocks keeping only a
@@ -57,14 +60,13 @@ _ROW_ALIGN = 16
 #: Upper bound on the number of entries of one ``rows x centers`` distance block.
 _BLOCK_ELEMS = 1 << 24
 #: ``method="auto"`` uses ``pruned`` once one full pass (candidate rows x d
-#: multiply-adds) reaches this size.  Measured on a 2-core CPU: with d = 512,
-#: budget 1000 and 100 blobs pruned is already 4.5x faster at N = 10,000
-#: (benchmarks/kcenter.py), while with d = 64 and N = 20,000 (1.3e6) a full
-#: pass is cheaper than pruning's per-pick bookkeeping (tens of small torch ops).
+#: multiply-adds) reaches this size.  Measured (benchmarks/results_kcenter_cpu.md,
+#: 2-core CPU, 1 thread, 100 Gaussian blobs, budget 1,000; CPU-time ratio
+#: plain / pruned): 100,000 x 32 (3.2e6): 0.55; 40,000 x 64 (2.6e6): 0.26;
+#: 50,000 x 128 (6.4e6): 1.7; 400,000 x 16 (6.4e6): 1.25; 20,000 x 512 (1e7): 2.4;
+#: 200,000 x 64 (1.3e7): 1.9; 1,000,000 x 512: 25.  Below about 5e6 a pass
+#: is cheaper than a lazy pick's bookkeeping (tens of small torch ops), whatever d.
 _AUTO_MIN_WORK = 5_000_000
-#: ``pruned`` does a contiguous full pass instead of a gather when more than this
-#: fraction of the pool needs a new distance.
-_DENSE_FRACTION = 0.3
 
 
 # --------------------------------------------------------------------------- #
@@ -81,6 +83,241 @@ class _Geometry:
         ``"euclidean"`` or ``"cosine"``.
     chunk_size : int
         Rows per block.
+    low_precision : bool
+        Store ``X`` in bfloat16 (CUDA only; decided by the caller).
+    """
+
+    def __init__(self, X: torch.Tensor, metric: str, chunk_size: int, low_precision: bool = False) -> None:
+        self.metric = metric
+        self.chunk = chunk_size
+        self.cdtype = torch.float64 if X.dtype == torch.float64 else torch.float32
+        self.X = X.to(torch.bfloat16) if low_precision else X
+        self.n, self.d = int(X.shape[0]), int(X.shape[1])
+        self.device = X.device
+        self.aux = torch.empty(self.n, dtype=self.cdtype, device=self.device)
+        for s in range(0, self.n, chunk_size):
+            self.aux[s : s + chunk_size] = self.row_aux(self.X[s : s + chunk_size])
+        if metric == "euclidean":
+            scale = math.sqrt(float(self.aux.max())) if self.n else 0.0
+        else:
+            scale = 1.0
+        eps = float(torch.finfo(self.X.dtype).eps)
+        # Bound on the absolute error of one computed distance (in Euclidean /
+        # chord units): cancellation in |x|^2 + |c|^2 - 2 x.c costs about
+        # sqrt(d) * eps * scale^2 on the square, hence sqrt(...) after sqrt.
+        self.delta = math.sqrt(8.0 * math.sqrt(max(self.d, 1)) * eps) * scale
+        self.rel = 8.0 * math.sqrt(max(self.d, 1)) * eps
+
+    # ---- per-row auxiliaries -------------------------------------------------
+    def row_aux(self, A: torch.Tensor) -> torch.Tensor:
+        """Squared norms (euclidean) or inverse norms (cosine) of the rows of ``A``."""
+        # squares in cache-sized sub-blocks (a chunk-sized temporary would go through main memory)
+        step = max(1, (1 << 20) // max(1, A.shape[1]))
+        parts = [(a * a).sum(dim=1) for a in A.to(self.cdtype).split(step)]
+        sq = parts[0] if len(parts) == 1 else torch.cat(parts)
+        if self.metric == "euclidean":
+            return sq
+        # exact inverse norms however small the row (a clamp would shrink tiny rows' self-similarity);
+        # all-zero rows have no direction and get 0 (cosine distance 1 to everything)
+        return torch.where(sq > 0, sq.clamp_min(torch.finfo(self.cdtype).tiny).rsqrt(), torch.zeros_like(sq))
+
+    # ---- kernels -------------------------------------------------------------
+    def _finish(self, dots: torch.Tensor, a_aux: torch.Tensor, c_aux: torch.Tensor) -> torch.Tensor:
+        dots = dots.to(self.cdtype)
+        if self.metric == "euclidean":
+            return (a_aux + c_aux - 2.0 * dots).clamp_min_(0.0).sqrt_()
+        return (1.0 - dots * a_aux * c_aux).clamp_min_(0.0)
+
+    def dist_vec(self, A: torch.Tensor, a_aux: torch.Tensor, c: torch.Tensor, c_aux: torch.Tensor) -> torch.Tensor:
+        """Distances of the rows of ``A`` (``m x d``) to one vector ``c`` (``d``)."""
+        m = A.shape[0]
+        m16 = m - m % _ROW_ALIGN
+        parts = []
+        if m16:
+            parts.append(A[:m16] @ c)
+        if m16 < m:  # pad the tail so every product sees an aligned block
+            tail = torch.cat([A[m16:], A.new_zeros(_ROW_ALIGN - (m - m16), A.shape[1])])
+            parts.append((tail @ c)[: m - m16])
+        dots = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return self._finish(dots, a_aux, c_aux)
+
+    def dist_block(self, A: torch.Tensor, a_aux: torch.Tensor, C: torch.Tensor, c_aux: torch.Tensor) -> torch.Tensor:
+        """``m x k`` distances between the rows of ``A`` and the rows of ``C``."""
+        return self._finish(A @ C.T, a_aux[:, None], c_aux[None, :])
+
+    def to_metric(self, dist: torch.Tensor) -> torch.Tensor:
+        """Map distances to a true metric (chord length for cosine) for the triangle inequality."""
+        if self.metric == "euclidean":
+            return dist
+        return (2.0 * dist.clamp_min(0.0)).sqrt()
+
+    # ---- whole-pool operations ------------------------------------------------
+    def update_all(self, mind: torch.Tensor, c_row: int) -> None:
+        """``mind = min(mind, d(., X[c_row]))`` over every row, chunk by chunk."""
+        c = self.X[c_row]
+        c_aux = self.aux[c_row]
+        for s in range(0, self.n, self.chunk):
+            e = min(s + self.chunk, self.n)
+            d = self.dist_vec(self.X[s:e], self.aux[s:e], c, c_aux)
+            seg = mind[s:e]
+            torch.minimum(seg, d, out=seg)
+
+    def dist_rows(self, rows: torch.Tensor, c: torch.Tensor, c_aux: torch.Tensor) -> torch.Tensor:
+        """Distances of the rows ``X[rows]`` to the vector ``c`` (gathered chunk by chunk)."""
+        out = torch.empty(rows.numel(), dtype=self.cdtype, device=self.device)
+        for s in range(0, rows.numel(), self.chunk):
+            r = rows[s : s + self.chunk]
+            out[s : s + r.numel()] = self.dist_vec(self.X.index_select(0, r), self.aux.index_select(0, r), c, c_aux)
+        return out
+
+    def min_over_centers(
+        self,
+        get_centers: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]],
+        n_centers: int,
+        want_assign: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Running min (and argmin) of each row's distance over ``n_centers`` centers.
+
+        Centers are fetched ``get_centers(t0, t1) -> (C, c_aux)`` one block at a
+        time; each block is compared with row chunks, so memory is one
+        ``chunk x center-chunk`` block plus ``O(N)``.
+        """
+        cchunk = max(1, min(self.chunk, _BLOCK_ELEMS // self.chunk))
+        best = torch.full((self.n,), math.inf, dtype=self.cdtype, device=self.device)
+        assign = torch.zeros(self.n, dtype=torch.int64, device=self.device) if want_assign else None
+        for t0 in range(0, n_centers, cchunk):
+            t1 = min(t0 + cchunk, n_centers)
+            C, c_aux = get_centers(t0, t1)
+            for s in range(0, self.n, self.chunk):
+                e = min(s + self.chunk, self.n)
+                block = self.dist_block(self.X[s:e], self.aux[s:e], C, c_aux)
+                vals, arg = block.min(dim=1)
+                seg = best[s:e]
+                better = vals < seg
+                seg[better] = vals[better]
+                if assign is not None:
+                    assign[s:e][better] = arg[better] + t0
+        return best, assign
+
+
+# --------------------------------------------------------------------------- #
+# Greedy loops
+# --------------------------------------------------------------------------- #
+def _plain_loop(geo: _Geometry, mind: torch.Tensor, picks: list[int], budget: int) -> None:
+    """Plain greedy: one full pass per pick.  Appends to ``picks`` in place."""
+    while len(picks) < budget:
+        p = int(torch.argmax(mind))  # first maximal index: ties go to the lowest index
+        picks.append(p)
+        mind[p] = -math.inf
+        if len(picks) < budget:
+            geo.update_all(mind, p)
+
+
+# --------------------------------------------------------------------------- #
+# Public API
+# --------------------------------------------------------------------------- #
+def _working_device(features: Any, device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return features.device if isinstance(features, torch.Tensor) else torch.device("cpu")
+    return resolve_device(device)
+
+
+def _prepare(features: Any, dev: torch.device) -> torch.Tensor:
+    """Validate and convert the features; large float arrays are checked chunk by chunk.
+
+    A whole-array ``torch.isfinite`` would allocate about 1.5x the data
+    (``abs`` copy plus two boolean masks), so big 2-D float inputs are
+    converted without a copy and scanned for NaN/Inf one block at a time.
+    On CPU a float ``numpy.memmap`` (e.g. from
+    :func:`activelearn.embeddings.write_embeddings`) is therefore used in
+    place: blocks are paged in from disk as the greedy reads them.
+    """
+    big = (
+        isinstance(features, (torch.Tensor, np.ndarray))
+        and features.ndim == 2
+        and features.shape[0] > 0
+        and math.prod(features.shape) > _BLOCK_ELEMS
+        and (features.is_floating_point() if isinstance(features, torch.Tensor) else features.dtype.kind == "f")
+    )
+    with warnings.catch_warnings():
+        # a read-only numpy.memmap is only read here: torch's "not writable" warning does not apply
+        warnings.filterwarnings("ignore", message=".*not writable.*", category=UserWarning)
+        if not big:
+            X = as_feature_tensor(features, "features", device=dev).detach()
+        else:
+            t = features.detach() if isinstance(features, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(features))
+            X = t.to(dev)
+    if big:
+        step = max(1, _BLOCK_ELEMS // max(1, X.shape[1]))
+        bad = 0
+        for s in range(0, X.shape[0], step):
+            block = X[s : s + step]
+            # one fused sum per block; only a non-finite sum (NaN/Inf, or an overflow) needs the row-wise check
+            if not bool(torch.isfinite(block.sum())):
+                bad += int((~torch.isfinite(block)).any(dim=1).sum())
+        if bad:
+            raise InvalidInputError(f"features holds NaN or Inf in {bad} row(s); clean or impute them first")
+    if X.dtype != torch.float64 and X.dtype != torch.float32:
+        X = X.to(torch.float32)
+    return X.contiguous()
+
+
+def kcenter_greedy(
+    features: Any,
+    budget: int,
+    *,
+    labeled: Any = None,
+    metric: str = "euclidean",
+    chunk_size: int = 65536,
+    device: str | torch.device | None = None,
+    seed: int | np.random.Generator | None = None,
+    method: str = "auto",
+    low_precision: bool = False,
+) -> np.ndarray:
+    """Select ``budget`` rows by k-center greedy (the Core-set strategy).
+
+    Every pick is the row whose distance to its nearest center (labeled rows
+    and earlier picks) is largest; ties go to the lowest row index.  Labeled
+    rows and picked rows are never picked again, even when duplicate points
+    exist.
+
+    Parameters
+    ----------
+    features : array_like or torch.Tensor
+        ``N x d`` features.  float64 input is computed in float64, any other
+        dtype in float32.
+    budget : int
+        Number of rows to pick, ``1 <= budget <= N - |labeled|``.
+    labeled : array_like of int or bool, optional
+        Indices, or a boolean mask of length ``N``, of rows that are already
+        centers.  With no labeled rows the first center is a seeded random
+        pick: ``np.random.default_rng(seed).integers(n_candidates)`` indexes
+        the (ascending) non-labeled rows.
+    metric : {"euclidean", "cosine"}
+        Euclidean distance, or cosine distance ``1 - cos`` of L2-normalised
+        rows.  On L2-normalised features both give the same picks.
+    chunk_size : int
+        Rows per block; memory is ``O(N)`` plus one ``chunk_size x d`` block
+        (and one ``chunk_size x min(chunk_size, 2**24 // chunk_size)``
+        distance block when there are labeled rows).
+    device : str or torch.device, optional
+        Where to compute.  Default: the tensor's own device for a tensor,
+        else CPU.
+    seed : int or numpy.random.Generator, optional
+        Seed of the first random center (only used without labeled rows).
+    method : {"auto", "plain", "pruned"}
+        ``"plain"`` does one pass over the pool per pick.  ``"pruned"`` gives
+        the same picks by lazy evaluation: every row keeps its min-distance
+        to the centers it has been compared with (an upper bound of the
+        current one, as distances only shrink) and only the rows whose bound
+        is near the top are compared with the centers they missed, in
+        matrix-matrix blocks, skipping a center ``c`` when
+        ``d(a, c) >= 2 d(x, a)`` for the row's nearest known center ``a``
+        (triangle inequality, with a margin for rounding); it is much faster
+        on clustered features (see Notes).  ``"auto"`` uses ``"pruned"``
+        when ``n_candidates * d >= 5e6`` (e.g. 10,000 rows at d = 512; the
+        measured break-even, see ``_AUTO_MIN_WORK``), ``budget > 1`` and
+        ``|labeled| <= n_candidates / 4``, else ``"plain"``.
     low_precision : bool
         Store ``X`` in bfloat16 (CUDA only; decided by the caller).
     """
@@ -335,21 +572,32 @@ def kcenter_greedy(
 
     Notes
     -----
-    Speed of ``"pruned"``: a pick costs a full pass only while the new center
-    can be closer than the current nearest center for most of the pool.  On
-    features made of well separated clusters this holds roughly until every
-    cluster has received a center; afterwards a pick only touches the rows
-    of its own cluster.  On structureless data (e.g. isotropic noise in high
-    dimension, where all distances concentrate) nothing can be pruned and
-    ``"pruned"`` does a contiguous full pass per pick like ``"plain"``, plus
-    ``O(N)`` bookkeeping.  Memory of either method is ``O(N)`` plus one block.
+    Speed of ``"pruned"``: while the first picks each land in a new cluster
+    no center can be ruled out and every row is eventually compared with
+    the centers picked before its own cluster got one (matrix-matrix
+    products, several times faster per distance than plain's passes);
+    afterwards a pick only touches the few rows near the top of the
+    ranking.  On 1,000,000 x 512 clustered features with 1,000 picks it is
+    about 25x faster than ``"plain"`` (benchmarks/results_kcenter_cpu.md).
+    On structureless high-dimensional data (all distances alike) the
+    bounds prune little and it does about plain's work in blocks.  Memory
+    of either method is ``O(N)`` plus one block: ``"pruned"`` keeps five
+    length-``N`` arrays (value, upper bound, stamp, nearest center; the
+    labeled minimum when there are labeled rows), one gathered block of at
+    most ``chunk_size`` rows, and a center-to-center table when
+    ``(|labeled| + budget)^2 <= 2**24``.
 
     In exact arithmetic ``plain`` and ``pruned`` pick the same rows.  In
-    floating point both evaluate every row-to-center distance with the same
-    kernel on row blocks padded to a multiple of 16 (which makes the CPU BLAS
-    result per row independent of the block), so on CPU they agree bit for bit
-    in practice; on other BLAS backends a row's distance may differ in the
-    last bit between the two, which can only matter for near-exact ties.
+    floating point ``pruned`` computes bounds with matrix-matrix products,
+    whose rounding differs from plain's matrix-vector products, so each of
+    its values carries a rigorous error bound (``gamma_d |x| |c|`` on a dot
+    product) and whenever two candidates' intervals overlap the winner is
+    decided on plain's own values (one matrix-vector product per row, with
+    the centers as the matrix rows: MKL returns the same per-row result
+    either way on 16-aligned blocks).  On CPU the two methods therefore
+    agree bit for bit, ties included (lowest index); on other BLAS backends
+    a value may differ in the last bit, which can only matter for
+    near-exact ties.
     """
     budget = check_positive_int("budget", budget)
     metric = check_choice("metric", metric, _METRICS)
