@@ -43,6 +43,8 @@ _DENSE = 0.3
 _CC_ELEMS = 1 << 24
 #: smallest pool target (the target is N / 16 between this and _POOL)
 _POOL_MIN = 2048
+#: refreshes of fewer (row, center) pairs skip the triangle-inequality filter (cheaper to compute)
+_FILTER_MIN = 4096
 #: first refresh block of a pick (grows x4 while the pick is not certified)
 _FIRST = 64
 
@@ -108,14 +110,18 @@ class _LazyState:
 
     # ---- bounds ----------------------------------------------------------------
     def err(self, v: torch.Tensor) -> torch.Tensor:
-        """Bound on |computed - canonical| for a computed distance ``v``."""
+        """Bound on |computed - canonical| (and on |computed - exact|) for a computed distance ``v >= 0``."""
         if self.geo.metric == "cosine":
             return torch.full_like(v, self.E)
-        e = (self.E / v.clamp_min(1e-30)).clamp_max_(self.slack)
-        return e.add_(4.0 * self.u * v.abs().nan_to_num(posinf=0.0, neginf=0.0))
+        # |sqrt(a) - sqrt(b)| <= min(sqrt|a - b|, |a - b| / sqrt(b)), plus the rounding of the sqrt
+        return v.clamp_min(1e-30).reciprocal_().mul_(self.E).clamp_max_(self.slack).add_(v, alpha=4.0 * self.u)
 
     def upper(self, v: torch.Tensor) -> torch.Tensor:
-        return torch.where(v > -math.inf, v + self.err(v), v)
+        """``v + err(v)``, keeping ``-inf`` (centers) at ``-inf``."""
+        live = v > -math.inf
+        if bool(live.all()):
+            return v + self.err(v)
+        return torch.where(live, v + self.err(v.clamp_min(0.0)), v)
 
     # ---- pool of candidate rows ----------------------------------------------
     def rebuild(self) -> None:
@@ -161,9 +167,10 @@ class _LazyState:
         self.refreshed += int(rows.numel())
         j0 = int(self.stamp.index_select(0, rows).min())
         newc = torch.arange(j0, k, device=rows.device)
-        a = self.asg.index_select(0, rows).long()
-        ua, inv = torch.unique(a, return_inverse=True)
-        if newc.numel() * ua.numel() <= (1 << 22):
+        if rows.numel() * newc.numel() > _FILTER_MIN:
+            a = self.asg.index_select(0, rows).long()
+            ua, inv = torch.unique(a, return_inverse=True)
+        if rows.numel() * newc.numel() > _FILTER_MIN and newc.numel() * ua.numel() <= (1 << 22):
             # triangle inequality: center c can only beat row x's nearest known center a if d(a, c) < 2 d(x, a)
             r = geo.to_metric(self.ub.index_select(0, rows))
             rmax = torch.full((ua.numel(),), -math.inf, dtype=r.dtype, device=r.device)
@@ -189,7 +196,7 @@ class _LazyState:
             better = vmin < old
             new = torch.where(better, vmin, old)
             self.val[r] = new
-            self.ub[r] = self.upper(new)
+            self.ub[r] = new + self.err(new)
             self.asg[r] = torch.where(better, newc.index_select(0, arg).to(torch.int32), self.asg.index_select(0, r))
 
     def _min_block(self, A: torch.Tensor, a_aux: torch.Tensor, C: torch.Tensor, c_aux: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,10 +238,13 @@ class _LazyState:
         if k == L:
             return out
         k16 = L + -(-(k - L) // _ROW_ALIGN) * _ROW_ALIGN
-        block, caux = self.C[L:k16], self.caux[L:k]
+        block = self.C[L:k16]
+        dots = torch.empty(rows.numel(), k16 - L, dtype=block.dtype, device=block.device)
         for i, r in enumerate(rows.tolist()):
-            dots = (block @ geo.X[r])[: k - L]
-            out[i] = torch.minimum(out[i], geo._finish(dots, geo.aux[r], caux).min())
+            torch.mv(block, geo.X[r], out=dots[i])
+        # the same elementwise operations as the plain kernel, broadcast over rows x centers
+        d = geo._finish(dots[:, : k - L], geo.aux.index_select(0, rows)[:, None], self.caux[None, L:k])
+        torch.minimum(out, d.min(dim=1).values, out=out)
         return out
 
     # ---- one pick ----------------------------------------------------------------
@@ -243,7 +253,8 @@ class _LazyState:
         b = _FIRST
         while True:
             ubP = self.ub.index_select(0, self.pool)
-            keep = ubP >= self.tau  # rows that fell below the threshold leave the pool
+            # rows that fell below the threshold (or became centers) leave the pool
+            keep = ubP >= self.tau if self.tau > -math.inf else ubP > -math.inf
             self.pool, ubP = self.pool[keep], ubP[keep]
             if self.pool.numel() == 0:
                 self.rebuild()
