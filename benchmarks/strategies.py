@@ -86,7 +86,7 @@ PEERS: dict[str, tuple[str, str, Any]] = {
 
 def peer_worker(args: argparse.Namespace) -> None:
     """Run one peer on a saved array (unlabeled rows only); prints a JSON line."""
-    label, _, fn = PEERS[args.strategy]
+    _, _, fn = PEERS[args.strategy]
     values = np.load(args.values)
     base = _status_mib("VmHWM")
     t0 = time.perf_counter()
@@ -141,7 +141,7 @@ def worker(args: argparse.Namespace) -> None:
 def _run(cmd: list[str], timeout: float) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
     except subprocess.TimeoutExpired:
         return {"error": f"timeout after {timeout:.0f} s"}
     if proc.returncode != 0:

@@ -49,6 +49,45 @@ _FILTER_MIN = 4096
 _FIRST = 64
 
 
+def _rounding_bounds(geo) -> tuple[float, float, float]:
+    """``(E, slack, u)``: distance error bounds of the module docstring for ``geo``'s dtype, metric and norms.
+
+    Euclidean: two computations of a squared distance differ (and each differs
+    from the exact value) by at most ``E = (4 gamma_d + 16 u) max|x|^2``; a
+    distance ``v`` then by ``min(sqrt(E), E / v)`` and by at most ``slack =
+    sqrt(E)``.  Cosine: ``E = 2 gamma_d + 16 u`` on ``1 - cos``, ``slack =
+    sqrt(2 E)`` on the chord ``sqrt(2 (1 - cos))``.  ``u`` is the unit roundoff.
+    """
+    u = float(torch.finfo(geo.X.dtype).eps) / 2.0
+    gamma = geo.d * u / max(1e-300, 1.0 - geo.d * u)
+    if geo.metric == "euclidean":
+        m2 = float(geo.aux.max()) if geo.n else 0.0
+        E = (4.0 * gamma + 16.0 * u) * m2 + 1e-30
+        return E, math.sqrt(E), u
+    E = 2.0 * gamma + 16.0 * u
+    return E, math.sqrt(2.0 * E), u
+
+
+def _min_block(geo, A: torch.Tensor, a_aux: torch.Tensor, C: torch.Tensor, c_aux: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Min distance of each row of ``A`` to the rows of ``C`` (and its argmin), finishing only the minimum.
+
+    Euclidean: ``min_c (|c|^2 - 2 x.c)`` then ``sqrt(|x|^2 + min)``; cosine
+    (``C`` already scaled by its inverse norms): ``1 - |x|^-1 max_c x.c``.
+    Rounding differs from the canonical kernel by less than ``err``.
+    """
+    cd = geo.cdtype
+    if geo.metric == "euclidean":
+        if A.dtype == cd:
+            T = torch.addmm(c_aux[None, :], A, C.T, alpha=-2.0)
+        else:
+            T = (A @ C.T).to(cd).mul_(-2.0).add_(c_aux[None, :])
+        vmin, arg = T.min(dim=1)
+        return (vmin + a_aux).clamp_min_(0.0).sqrt_(), arg
+    S = (A @ C.T).to(cd)
+    smax, arg = S.max(dim=1)
+    return (1.0 - smax * a_aux).clamp_min_(0.0), arg
+
+
 class _LazyState:
     """Bounds, stamps and nearest known centers of every row, plus the center matrix.
 
@@ -90,17 +129,7 @@ class _LazyState:
             self.cc = torch.zeros(capacity, capacity, dtype=geo.cdtype, device=dev)
             if self.k:
                 self.cc[: self.k, : self.k] = geo.to_metric(geo.dist_block(self.C[: self.k], self.caux[: self.k], self.C[: self.k], self.caux[: self.k]))
-        # rounding bounds (see module docstring)
-        u = float(torch.finfo(geo.X.dtype).eps) / 2.0
-        gamma = self.d * u / max(1e-300, 1.0 - self.d * u)
-        if geo.metric == "euclidean":
-            m2 = float(geo.aux.max()) if self.n else 0.0
-            self.E = (4.0 * gamma + 16.0 * u) * m2 + 1e-30
-            self.slack = math.sqrt(self.E)  # absolute error of one distance, metric units
-        else:
-            self.E = 2.0 * gamma + 16.0 * u
-            self.slack = math.sqrt(2.0 * self.E)  # in chord units
-        self.u = u
+        self.E, self.slack, self.u = _rounding_bounds(geo)
         self.ub = self.upper(self.val)  # upper bounds of the canonical min-distances, kept in step with val
         self.pool = torch.zeros(0, dtype=torch.int64, device=dev)
         self.tau = math.inf  # every row outside the pool has an upper bound < tau
@@ -191,32 +220,13 @@ class _LazyState:
         step = max(16, min(geo.chunk, (1 << 24) // max(1, newc.numel())))
         for s in range(0, rows.numel(), step):
             r = rows[s : s + step]
-            vmin, arg = self._min_block(geo.X.index_select(0, r), geo.aux.index_select(0, r), C, caux)
+            vmin, arg = _min_block(geo, geo.X.index_select(0, r), geo.aux.index_select(0, r), C, caux)
             old = self.val.index_select(0, r)
             better = vmin < old
             new = torch.where(better, vmin, old)
             self.val[r] = new
             self.ub[r] = new + self.err(new)
             self.asg[r] = torch.where(better, newc.index_select(0, arg).to(torch.int32), self.asg.index_select(0, r))
-
-    def _min_block(self, A: torch.Tensor, a_aux: torch.Tensor, C: torch.Tensor, c_aux: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Min distance of each row of ``A`` to the rows of ``C`` (and its argmin), finishing only the minimum.
-
-        Euclidean: ``min_c (|c|^2 - 2 x.c)`` then ``sqrt(|x|^2 + min)``; cosine
-        (``C`` already scaled by its inverse norms): ``1 - |x|^-1 max_c x.c``.
-        Rounding differs from the canonical kernel by less than ``err``.
-        """
-        cd = self.geo.cdtype
-        if self.geo.metric == "euclidean":
-            if A.dtype == cd:
-                T = torch.addmm(c_aux[None, :], A, C.T, alpha=-2.0)
-            else:
-                T = (A @ C.T).to(cd).mul_(-2.0).add_(c_aux[None, :])
-            vmin, arg = T.min(dim=1)
-            return (vmin + a_aux).clamp_min_(0.0).sqrt_(), arg
-        S = (A @ C.T).to(cd)
-        smax, arg = S.max(dim=1)
-        return (1.0 - smax * a_aux).clamp_min_(0.0), arg
 
     def canonical(self, rows: torch.Tensor) -> torch.Tensor:
         """Min-distances of ``rows`` exactly as the plain greedy computes them.
