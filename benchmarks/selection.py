@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     for device in devices:
         todo = [("baseline", 0)] + [(c, n) for n in sizes for c in cases]
         secs: dict[tuple[str, int], float] = {}
-        for i, (case, n) in enumerate(todo):
+        for case, n in todo:
             if (case == "jenkspy" and n > args.jenkspy_max) or (case == "knn" and n > args.knn_max):
                 print(f"| {device} | {n:,} | {case} | skipped | | O(N^2): above --{case}-max |", flush=True)
                 continue
@@ -174,8 +174,8 @@ def main(argv: list[str] | None = None) -> None:
                 notes = f"peak CUDA {r['peak_cuda_mib']:.0f} MiB; {notes}"
             print(f"| {device} | {n:,} | {case} | {r['seconds']:.2f} | {r['peak_rss_mib']:.0f} | {notes} |", flush=True)
             secs[(case, n)] = r["seconds"]
-            last_of_size = i + 1 == len(todo) or todo[i + 1][1] != n
-            if last_of_size and ("kcenter_plain", n) in secs:
+        for n in sizes:  # ratios to one plain 16-d k-center of the same budget, measured in this run
+            if ("kcenter_plain", n) in secs:
                 ref = secs[("kcenter_plain", n)]
                 for c in ("dacs", "lsh", "lsh100", "kcenter"):
                     if (c, n) in secs:

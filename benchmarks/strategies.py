@@ -151,11 +151,14 @@ def _run(cmd: list[str], timeout: float) -> dict[str, Any]:
 
 
 def _table(rows: list[dict[str, Any]], header: str) -> str:
-    lines = [header, "", "| strategy | inference (s) | selection (s) | total (s) | peak RSS (MiB) | added by select (MiB) | peer | peer selection (s) | peer peak added (MiB) | note |",
-             "|---|---:|---:|---:|---:|---:|---|---:|---:|---|"]
+    last = max(rows, key=lambda r: r.get("when", ""))
+    lines = [header, "", f"Command: `{last.get('command', '')}`", "", f"Machine: {last.get('machine', '')}", "",
+             "| strategy | inference (s) | selection (s) | total (s) | peak RSS (MiB) | added by select (MiB) | peer | peer selection (s) "
+             "| peer peak added (MiB) | load before/after | measured | note |",
+             "|---|---:|---:|---:|---:|---:|---|---:|---:|---|---|---|"]
     for r in sorted(rows, key=lambda r: r["strategy"]):
         if "error" in r:
-            lines.append(f"| {r['strategy']} | | | | | | | | | error: {r['error']} |")
+            lines.append(f"| {r['strategy']} | | | | | | | | | | {r.get('when', '')} | error: {r['error']} |")
             continue
         p = r.get("peer", {})
         ps = f"{p['seconds']:.2f}" if "seconds" in p else ""
@@ -165,7 +168,8 @@ def _table(rows: list[dict[str, Any]], header: str) -> str:
             note.append(f"peer: {p['error']}")
         lines.append(
             f"| {r['strategy']} | {r['inference_s']:.2f} | {r['selection_s']:.2f} | {r['total_s']:.2f} | {r['peak_mib']:.0f} | "
-            f"{r['peak_mib'] - r['hwm_before_mib']:.0f} | {p.get('name', '')} | {ps} | {pm} | {'; '.join(note)} |"
+            f"{r['peak_mib'] - r['hwm_before_mib']:.0f} | {p.get('name', '')} | {ps} | {pm} | "
+            f"{r.get('load_before', float('nan')):.1f}/{r.get('load_after', float('nan')):.1f} | {r.get('when', '')} | {'; '.join(note)} |"
         )
     return "\n".join(lines) + "\n"
 
