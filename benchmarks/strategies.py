@@ -240,8 +240,19 @@ def main(argv: list[str] | None = None) -> None:
                     "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
         rows = [r for r in rows if r["strategy"] != name] + [res]
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        header = (f"# Selection cost per strategy, Repeated MNIST (180,000 samples), b = {args.budget}\n\n"
-                  f"Written by `benchmarks/strategies.py` from `{path.name}`; each row is one fresh subprocess.")
+        header = (
+            f"# Selection cost per strategy, Repeated MNIST (180,000 samples), b = {args.budget}\n\n"
+            f"Written by `benchmarks/strategies.py` from `{path.name}` (re-run it to add strategies registered later; "
+            "`--strategies` filters, `--redo` re-measures). Each row is one fresh subprocess: the RMNIST MLP "
+            f"(784-256-256-10, the strategy's own extensions) trained {args.epochs} epochs on 500 seeded labels, then one "
+            "selection of b samples from the 179,500 unlabeled. `inference`: recomputing the outputs that selection "
+            "left in the model's cache (names in the note); `selection` = total - inference. `peak RSS`: VmHWM of the "
+            "subprocess (Python + torch + the 180,000 x 784 float32 pool, 551 MiB, + the trained model); `added by "
+            "select`: VmHWM after the selection minus before it, i.e. the cached outputs (O(N)) plus the strategy's "
+            "working blocks. Peers run in their own subprocess on the same cached outputs (unlabeled rows), timed "
+            "without their imports; BALD / BADGE peers (baal `BALD`, scikit-activeml `Badge`) plug into `PEERS` once "
+            "those strategies are registered."
+        )
         Path(args.md).write_text(_table(rows, header))
         print(json.dumps(res), flush=True)
 
