@@ -161,8 +161,8 @@ def _run(cmd: list[str], timeout: float) -> dict[str, Any]:
 def _table(rows: list[dict[str, Any]], header: str) -> str:
     last = max(rows, key=lambda r: r.get("when", ""))
     lines = [header, "", f"Command: `{last.get('command', '')}`", "", f"Machine: {last.get('machine', '')}", "",
-             "| strategy | inference (s) | selection (s) | total (s) | peak RSS (MiB) | added by select (MiB) | peer | peer selection (s) "
-             "| peer peak added (MiB) | load before/after | measured | note |",
+             ("| strategy | inference (s) | selection (s) | total (s) | peak RSS (MiB) | added by select (MiB) | peer | peer selection (s) "
+              "| peer peak added (MiB) | load before/after | measured | note |"),
              "|---|---:|---:|---:|---:|---:|---|---:|---:|---|---|---|"]
     for r in sorted(rows, key=lambda r: r["strategy"]):
         if "error" in r:
