@@ -68,26 +68,6 @@ def _rounding_bounds(geo) -> tuple[float, float, float]:
     return E, math.sqrt(2.0 * E), u
 
 
-def _min_block(geo, A: torch.Tensor, a_aux: torch.Tensor, C: torch.Tensor, c_aux: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Min distance of each row of ``A`` to the rows of ``C`` (and its argmin), finishing only the minimum.
-
-    Euclidean: ``min_c (|c|^2 - 2 x.c)`` then ``sqrt(|x|^2 + min)``; cosine
-    (``C`` already scaled by its inverse norms): ``1 - |x|^-1 max_c x.c``.
-    Rounding differs from the canonical kernel by less than ``err``.
-    """
-    cd = geo.cdtype
-    if geo.metric == "euclidean":
-        if A.dtype == cd:
-            T = torch.addmm(c_aux[None, :], A, C.T, alpha=-2.0)
-        else:
-            T = (A @ C.T).to(cd).mul_(-2.0).add_(c_aux[None, :])
-        vmin, arg = T.min(dim=1)
-        return (vmin + a_aux).clamp_min_(0.0).sqrt_(), arg
-    S = (A @ C.T).to(cd)
-    smax, arg = S.max(dim=1)
-    return (1.0 - smax * a_aux).clamp_min_(0.0), arg
-
-
 class _LazyState:
     """Bounds, stamps and nearest known centers of every row, plus the center matrix.
 
@@ -214,13 +194,12 @@ class _LazyState:
         self.pairs += int(rows.numel()) * int(newc.numel())
         if newc.numel() == 0:
             return
-        C, caux = self.C.index_select(0, newc), self.caux.index_select(0, newc)
-        if geo.metric == "cosine":
-            C = C * caux[:, None].to(C.dtype)
+        caux = self.caux.index_select(0, newc)
+        C = geo.prep_centers(self.C.index_select(0, newc), caux)
         step = max(16, min(geo.chunk, (1 << 24) // max(1, newc.numel())))
         for s in range(0, rows.numel(), step):
             r = rows[s : s + step]
-            vmin, arg = _min_block(geo, geo.X.index_select(0, r), geo.aux.index_select(0, r), C, caux)
+            vmin, arg = geo.min_block(geo.X.index_select(0, r), geo.aux.index_select(0, r), C, caux)
             old = self.val.index_select(0, r)
             better = vmin < old
             new = torch.where(better, vmin, old)

@@ -48,7 +48,9 @@ def _lsh_buckets(zn: torch.Tensor, n_buckets: int, generator: torch.Generator) -
 
     Draws ``R`` of shape ``(d, n_buckets // 2)`` in float64 from ``generator``
     (a CPU generator, so the draw is the same on every device and for every
-    dtype), casts it to ``zn``'s dtype and device, and returns ``argmax([zn @ R, -(zn @ R)], dim=1)`` as int64.
+    dtype), casts it to ``zn``'s dtype and device, and returns ``argmax([zn @ R, -(zn @ R)], dim=1)`` as int64
+    (computed as the larger of ``max(zn @ R)`` and ``-min(zn @ R)``, first index on ties, without
+    materialising the concatenation).
 
     Parameters
     ----------
@@ -69,9 +71,13 @@ def _lsh_buckets(zn: torch.Tensor, n_buckets: int, generator: torch.Generator) -
     r = r.to(device=zn.device, dtype=zn.dtype)
     out = torch.empty(zn.shape[0], dtype=torch.int64, device=zn.device)
     rows = max(1, _MAX_BLOCK // n_buckets)  # row blocks: memory O(block * n_buckets), not O(N * n_buckets)
+    half = n_buckets // 2
     for r0 in range(0, zn.shape[0], rows):
         proj = zn[r0 : r0 + rows] @ r
-        out[r0 : r0 + rows] = torch.argmax(torch.cat([proj, -proj], dim=1), dim=1)
+        # argmax over [proj, -proj] without building it: the first half wins ties (first maximal index)
+        hi, hi_idx = proj.max(dim=1)
+        lo, lo_idx = proj.min(dim=1)
+        out[r0 : r0 + rows] = torch.where(hi >= -lo, hi_idx, lo_idx + half)
     return out
 
 

@@ -60,12 +60,13 @@ _ROW_ALIGN = 16
 #: Upper bound on the number of entries of one ``rows x centers`` distance block.
 _BLOCK_ELEMS = 1 << 24
 #: ``method="auto"`` uses ``pruned`` once one full pass (candidate rows x d
-#: multiply-adds) reaches this size.  Measured (benchmarks/results_kcenter_cpu.md,
-#: 2-core CPU, 1 thread, 100 Gaussian blobs, budget 1,000; CPU-time ratio
-#: plain / pruned): 100,000 x 32 (3.2e6): 0.55; 40,000 x 64 (2.6e6): 0.26;
-#: 50,000 x 128 (6.4e6): 1.7; 400,000 x 16 (6.4e6): 1.25; 20,000 x 512 (1e7): 2.4;
-#: 200,000 x 64 (1.3e7): 1.9; 1,000,000 x 512: 25.  Below about 5e6 a pass
-#: is cheaper than a lazy pick's bookkeeping (tens of small torch ops), whatever d.
+#: multiply-adds) reaches this size.  Measured with benchmarks/kcenter_auto.py
+#: (2-core CPU, 1 thread, 100 Gaussian blobs, budget 1,000; CPU-time ratio plain /
+#: pruned, results_kcenter_cpu.md): 40,000 x 64 (2.6e6): 0.73; 100,000 x 32
+#: (3.2e6): 1.12; 50,000 x 128 (6.4e6): 4.9; 400,000 x 16 (6.4e6): 1.8;
+#: 20,000 x 512 (1e7): 4.0; 200,000 x 64 (1.3e7): 3.7; 1,000,000 x 512: 24.
+#: The break-even is near 3e6 whatever d (below it a pass is cheaper than a lazy
+#: pick's bookkeeping, tens of small torch ops); 5e6 leaves a margin.
 _AUTO_MIN_WORK = 5_000_000
 
 
@@ -145,6 +146,29 @@ class _Geometry:
         """``m x k`` distances between the rows of ``A`` and the rows of ``C``."""
         return self._finish(A @ C.T, a_aux[:, None], c_aux[None, :])
 
+    def prep_centers(self, C: torch.Tensor, c_aux: torch.Tensor) -> torch.Tensor:
+        """Centers as :meth:`min_block` wants them (cosine: scaled by their inverse norms)."""
+        return C * c_aux[:, None].to(C.dtype) if self.metric == "cosine" else C
+
+    def min_block(self, A: torch.Tensor, a_aux: torch.Tensor, Cs: torch.Tensor, c_aux: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Min distance of each row of ``A`` to the centers ``Cs`` (from :meth:`prep_centers`) and its argmin.
+
+        Only the minimum is finished: euclidean ``sqrt(|x|^2 + min_c (|c|^2 -
+        2 x.c))``, cosine ``1 - |x|^-1 max_c x.c/|c|``; one pass over the
+        ``rows x centers`` block instead of the five of :meth:`dist_block`.
+        Rounding differs from :meth:`dist_vec` by a few units in the last place.
+        """
+        cd = self.cdtype
+        if self.metric == "euclidean":
+            if A.dtype == cd:
+                T = torch.addmm(c_aux[None, :], A, Cs.T, alpha=-2.0)
+            else:
+                T = (A @ Cs.T).to(cd).mul_(-2.0).add_(c_aux[None, :])
+            vmin, arg = T.min(dim=1)
+            return (vmin + a_aux).clamp_min_(0.0).sqrt_(), arg
+        smax, arg = (A @ Cs.T).to(cd).max(dim=1)
+        return (1.0 - smax * a_aux).clamp_min_(0.0), arg
+
     def to_metric(self, dist: torch.Tensor) -> torch.Tensor:
         """Map distances to a true metric (chord length for cosine) for the triangle inequality."""
         if self.metric == "euclidean":
@@ -188,10 +212,10 @@ class _Geometry:
         for t0 in range(0, n_centers, cchunk):
             t1 = min(t0 + cchunk, n_centers)
             C, c_aux = get_centers(t0, t1)
+            Cs = self.prep_centers(C, c_aux)
             for s in range(0, self.n, self.chunk):
                 e = min(s + self.chunk, self.n)
-                block = self.dist_block(self.X[s:e], self.aux[s:e], C, c_aux)
-                vals, arg = block.min(dim=1)
+                vals, arg = self.min_block(self.X[s:e], self.aux[s:e], Cs, c_aux)
                 seg = best[s:e]
                 better = vals < seg
                 seg[better] = vals[better]
