@@ -85,7 +85,7 @@ def run_case(case: str, n: int, device: str, budget: int, n_buckets: int) -> dic
     from activelearn.strategies.dacs import dacs_select
 
     if case == "baseline":
-        return {"seconds": 0.0, "peak_rss_mib": vmhwm_mib()}
+        return {"seconds": 0.0, "cpu_seconds": 0.0, "peak_rss_mib": vmhwm_mib()}
     zu, zl = features(n)
     dens = None
     if case in ("jenks", "jenkspy"):  # values: LSH densities, buckets scaled so that setup stays linear-time
@@ -95,6 +95,7 @@ def run_case(case: str, n: int, device: str, budget: int, n_buckets: int) -> dic
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     sync()
     t0 = time.perf_counter()
+    c0 = time.process_time()
     info = ""
     if case == "dacs":
         picks, extra = dacs_select(zu, zl, budget, seed=0, n_buckets=n_buckets, device=device, return_info=True)
@@ -122,7 +123,7 @@ def run_case(case: str, n: int, device: str, budget: int, n_buckets: int) -> dic
         raise SystemExit(f"unknown case {case!r}")
     sync()
     seconds = time.perf_counter() - t0
-    out = {"seconds": seconds, "peak_rss_mib": vmhwm_mib(), "info": info}
+    out = {"seconds": seconds, "cpu_seconds": time.process_time() - c0, "peak_rss_mib": vmhwm_mib(), "info": info}
     if device.startswith("cuda"):
         out["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return out
@@ -151,35 +152,37 @@ def main(argv: list[str] | None = None) -> None:
     cases = [c for c in args.cases.split(",") if c]
     print(f"# DACS selection benchmark\n\n$ python {' '.join(sys.argv)}\n\nload average at start {os.getloadavg()[0]:.2f}; machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s), "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}, budget {args.budget}, n_buckets {args.n_buckets}\n")
-    print("| device | N | case | seconds | peak RSS (MiB) | notes |\n|---|---:|---|---:|---:|---|", flush=True)
+    print("| device | N | case | seconds | CPU seconds | peak RSS (MiB) | notes |\n|---|---:|---|---:|---:|---:|---|", flush=True)
     for device in devices:
         todo = [("baseline", 0)] + [(c, n) for n in sizes for c in cases]
         secs: dict[tuple[str, int], float] = {}
+        cpus: dict[tuple[str, int], float] = {}
         for case, n in todo:
             if (case == "jenkspy" and n > args.jenkspy_max) or (case == "knn" and n > args.knn_max):
-                print(f"| {device} | {n:,} | {case} | skipped | | O(N^2): above --{case}-max |", flush=True)
+                print(f"| {device} | {n:,} | {case} | skipped | | | O(N^2): above --{case}-max |", flush=True)
                 continue
             cmd = [sys.executable, __file__, "--budget", str(args.budget), "--n-buckets", str(args.n_buckets), "--_one", case, str(n), device]
             try:
                 res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
             except subprocess.TimeoutExpired:
-                print(f"| {device} | {n:,} | {case} | > {args.timeout:.0f} | | timed out |", flush=True)
+                print(f"| {device} | {n:,} | {case} | > {args.timeout:.0f} | | | timed out |", flush=True)
                 continue
             if res.returncode != 0:
-                print(f"| {device} | {n:,} | {case} | error | | {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode} |", flush=True)
+                print(f"| {device} | {n:,} | {case} | error | | | {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode} |", flush=True)
                 continue
             r = json.loads(res.stdout.strip().splitlines()[-1])
             notes = r.get("info", "")
             if "peak_cuda_mib" in r:
                 notes = f"peak CUDA {r['peak_cuda_mib']:.0f} MiB; {notes}"
-            print(f"| {device} | {n:,} | {case} | {r['seconds']:.2f} | {r['peak_rss_mib']:.0f} | {notes} |", flush=True)
+            print(f"| {device} | {n:,} | {case} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | {r['peak_rss_mib']:.0f} | {notes} |", flush=True)
             secs[(case, n)] = r["seconds"]
+            cpus[(case, n)] = r["cpu_seconds"]
         for n in sizes:  # ratios to one plain 16-d k-center of the same budget, measured in this run
             if ("kcenter_plain", n) in secs:
-                ref = secs[("kcenter_plain", n)]
+                ref, cref = secs[("kcenter_plain", n)], cpus[("kcenter_plain", n)]
                 for c in ("dacs", "lsh", "lsh100", "kcenter"):
                     if (c, n) in secs:
-                        print(f"| {device} | {n:,} | {c} / kcenter_plain | {secs[(c, n)] / ref:.2f}x | | same run |", flush=True)
+                        print(f"| {device} | {n:,} | {c} / kcenter_plain | {secs[(c, n)] / ref:.2f}x | {cpus[(c, n)] / cref:.2f}x | | same run |", flush=True)
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
 
 
