@@ -368,7 +368,7 @@ def kcenter_greedy(
     products, several times faster per distance than plain's passes);
     afterwards a pick only touches the few rows near the top of the
     ranking.  On 1,000,000 x 512 clustered features with 1,000 picks it is
-    about 25x faster than ``"plain"`` (benchmarks/results_kcenter_cpu.md).
+    about 30x faster than ``"plain"`` (benchmarks/results_kcenter_cpu.md).
     On structureless high-dimensional data (all distances alike) the
     bounds prune little and it does about plain's work in blocks.  Memory
     of either method is ``O(N)`` plus one block: ``"pruned"`` keeps five
