@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from activelearn.ops.kcenter import _AUTO_MIN_WORK, kcenter_greedy  # noqa: E402
-from kcenter import make_blobs  # noqa: E402
+from kcenter import make_blobs
+
+from activelearn.ops.kcenter import _AUTO_MIN_WORK, kcenter_greedy
 
 
 def main(argv: list[str] | None = None) -> None:
