@@ -11,6 +11,16 @@ Example::
         --budget 1000 --device cpu --methods plain,pruned,naive,peers \\
         --peer-python /tmp/peers/bin/python
 
+Features (``--features``): ``blobs`` (default; seeded Gaussian blobs made in
+each worker), or real ones made once by the driver and shared through a
+``.npy`` file: ``mnist-pixels`` (Repeated MNIST, 180,000 x 784 normalised
+pixels, from :func:`activelearn.datasets.repeated_mnist`; ``--sizes`` take its
+first rows) and ``mnist-embed`` (the 256-d penultimate activations of the
+784-256-256-10 MLP of the DACS paper's RMNIST setup, trained here for
+``--embed-epochs`` epochs of Adam on the 60,000 clean MNIST training images,
+then run over the same 180,000 rows).  MNIST is looked up as usual (set
+``ACTIVELEARN_DATA``, e.g. ``/work/shared/data``).
+
 Peers: scikit-activeml's ``CoreSet`` (install it into a separate venv, e.g.
 ``python -m venv --system-site-packages /tmp/peers && /tmp/peers/bin/pip
 install scikit-activeml``, and pass ``--peer-python``).
@@ -89,20 +99,57 @@ def peer_skactiveml(X: Any, budget: int, seed: int) -> np.ndarray:
     return np.asarray(CoreSet(random_state=seed).query(Xn, y, batch_size=budget), dtype=np.int64)
 
 
+def real_features(kind: str, epochs: int, seed: int, path: str) -> int:
+    """Write Repeated-MNIST pixels or trained-MLP embeddings (float32) to ``path``; returns the dimension."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from activelearn import datasets
+
+    rm = datasets.repeated_mnist()
+    X = rm.train_x.reshape(rm.train_x.shape[0], -1).float()
+    if kind == "mnist-embed":
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(
+            torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
+        )
+        clean = datasets.load("mnist")
+        cx, cy = clean.train_x.reshape(clean.train_x.shape[0], -1).float(), clean.train_y
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        g = torch.Generator().manual_seed(seed)
+        for _ in range(epochs):
+            for idx in torch.randperm(cx.shape[0], generator=g).split(128):
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(net(cx[idx]), cy[idx]).backward()
+                opt.step()
+        body = net[:4]
+        with torch.no_grad():
+            X = torch.cat([body(X[s : s + 8192]) for s in range(0, X.shape[0], 8192)])
+    np.save(path, X.numpy().astype(np.float32))
+    return int(X.shape[1])
+
+
 def worker(args: argparse.Namespace) -> None:
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    X = make_blobs(args.n, args.dim, args.clusters, args.seed)
+    if args.features == "blobs":
+        X = make_blobs(args.n, args.dim, args.clusters, args.seed)
+    else:
+        X = torch.from_numpy(np.array(np.load(args.feat_file, mmap_mode="r")[: args.n]))
     if args.device != "cpu":
         X = X.to(args.device)
-    base = _status_gib("VmRSS")
-    t0 = time.perf_counter()
+    # imports before the clock (ours and the peer's alike): the time is the selection's
     if args.method in ("plain", "pruned"):
         sys.path.insert(0, str(ROOT / "src"))
         from activelearn.ops.kcenter import kcenter_greedy
-
+    elif args.method == "skactiveml":
+        import skactiveml.pool  # noqa: F401
+    base = _status_gib("VmRSS")
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    if args.method in ("plain", "pruned"):
         picks = kcenter_greedy(X, args.budget, method=args.method, seed=args.seed, device=args.device)
     elif args.method == "naive":
         picks = naive_kcenter(X, args.budget, args.seed)
@@ -113,8 +160,9 @@ def worker(args: argparse.Namespace) -> None:
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     np.save(args.out, picks)
-    print(json.dumps({"time": elapsed, "peak": _status_gib("VmHWM"), "base": base}))
+    print(json.dumps({"time": elapsed, "cpu": cpu, "peak": _status_gib("VmHWM"), "base": base}))
 
 
 # --------------------------------------------------------------------------- #
@@ -125,9 +173,13 @@ def run_one(python: str, method: str, n: int, args: argparse.Namespace, out: str
         python, str(Path(__file__).resolve()), "--_worker", "--_method", method, "--_n", str(n),
         "--_out", out, "--dim", str(args.dim), "--budget", str(args.budget), "--device", args.device,
         "--clusters", str(args.clusters), "--seed", str(args.seed), "--threads", str(args.threads),
+        "--features", args.features, "--_feat", args.feat_file or "",
     ]
+    env = dict(os.environ)
+    if args.threads:  # the peers' numpy BLAS too, not only torch
+        env.update({k: str(args.threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timeout after {args.timeout} s"}
     if proc.returncode != 0:
@@ -155,11 +207,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per measurement")
     ap.add_argument("--naive-max-gb", type=float, default=4.0, help="largest N x N matrix to try")
     ap.add_argument("--peer-python", default=None, help="interpreter with scikit-activeml installed")
+    ap.add_argument("--features", default="blobs", choices=("blobs", "mnist-pixels", "mnist-embed"))
+    ap.add_argument("--embed-epochs", type=int, default=2, help="training epochs of the MLP for mnist-embed")
+    ap.add_argument("--_feat", default="", help=argparse.SUPPRESS)
     ap.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--_method", help=argparse.SUPPRESS)
     ap.add_argument("--_n", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--_out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    args.feat_file = args._feat or None
     if args._worker:
         args.n, args.method, args.out = args._n, args._method, args._out
         worker(args)
@@ -168,36 +224,47 @@ def main(argv: list[str] | None = None) -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     methods = [m for m in args.methods.split(",") if m]
     print("$ python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]))
+    tmp_feat = tempfile.TemporaryDirectory() if args.features != "blobs" else None
+    if tmp_feat is not None:
+        args.feat_file = os.path.join(tmp_feat.name, "features.npy")
+        args.dim = real_features(args.features, args.embed_epochs, args.seed, args.feat_file)
+        rows = np.load(args.feat_file, mmap_mode="r").shape[0]
+        sizes = [min(n, rows) for n in sizes]
+        what = {"mnist-pixels": "Repeated MNIST pixels", "mnist-embed": f"Repeated MNIST, penultimate layer of an MLP trained {args.embed_epochs} epoch(s)"}[args.features]
+    else:
+        what = f"clustered float32 features: {args.clusters} Gaussian blobs"
     print(
-        f"\nclustered float32 features: {args.clusters} Gaussian blobs, d={args.dim}, budget={args.budget}, "
+        f"\n{what}, d={args.dim}, budget={args.budget}, "
         f"device={args.device}, torch threads={args.threads or 'default'}, cpu count={os.cpu_count()}, "
         f"load average at start={os.getloadavg()[0]:.2f}\n"
     )
-    print("| N | method | time (s) | peak RSS (GiB) | RSS after data (GiB) | picks == plain | note |")
-    print("|---:|---|---:|---:|---:|---|---|")
+    print("| N | method | time (s) | CPU time (s) | peak RSS (GiB) | RSS after data (GiB) | picks == plain | note |")
+    print("|---:|---|---:|---:|---:|---:|---|---|")
     has_peer = "peers" in methods and peer_available(args.peer_python)
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             times: dict[str, float] = {}
+            cpus: dict[str, float] = {}
             for method in methods:
                 python, name = sys.executable, method
                 if method == "peers":
                     name = "skactiveml CoreSet"
                     if not has_peer:
-                        print(f"| {n:,} | {name} | | | | | not installed |", flush=True)
+                        print(f"| {n:,} | {name} | | | | | | not installed |", flush=True)
                         continue
                     python, method = args.peer_python, "skactiveml"
                 if method == "naive":
                     need = n * n * 4 / GIB
                     if need > args.naive_max_gb:
-                        print(f"| {n:,} | naive N x N | | | | | skipped: would need {need:.1f} GB |", flush=True)
+                        print(f"| {n:,} | naive N x N | | | | | | skipped: would need {need:.1f} GB |", flush=True)
                         continue
                 out = os.path.join(tmp, f"{method}_{n}.npy")
                 res = run_one(python, method, n, args, out)
                 if "error" in res:
-                    print(f"| {n:,} | {name} | | | | | {res['error']} |", flush=True)
+                    print(f"| {n:,} | {name} | | | | | | {res['error']} |", flush=True)
                     continue
                 times[method] = res["time"]
+                cpus[method] = res["cpu"]
                 same = ""
                 ref = os.path.join(tmp, f"plain_{n}.npy")
                 if method != "plain" and os.path.exists(ref):
@@ -207,11 +274,16 @@ def main(argv: list[str] | None = None) -> None:
                     "naive": "float32 gemm rounds differently: near-ties may differ" if same == "NO" else "",
                 }.get(method, "")
                 print(
-                    f"| {n:,} | {name} | {res['time']:.2f} | {res['peak']:.2f} | {res['base']:.2f} | {same} | {note} |",
+                    f"| {n:,} | {name} | {res['time']:.2f} | {res['cpu']:.2f} | {res['peak']:.2f} | {res['base']:.2f} | {same} | {note} |",
                     flush=True,
                 )
-            if "plain" in times and "pruned" in times:
-                print(f"| {n:,} | speed-up (plain time / pruned time) | {times['plain'] / times['pruned']:.1f}x | | | | |", flush=True)
+            for other, label in (("plain", "plain"), ("skactiveml", "skactiveml CoreSet")):
+                if other in times and "pruned" in times:
+                    print(
+                        f"| {n:,} | speed-up ({label} / pruned) | {times[other] / times['pruned']:.1f}x | "
+                        f"{cpus[other] / cpus['pruned']:.1f}x | | | | same run |",
+                        flush=True,
+                    )
     print(f"\nload average at end={os.getloadavg()[0]:.2f}")
 
 

@@ -201,3 +201,65 @@ def test_cuda_matches_cpu() -> None:
     a = knn_density(z, 10, device="cpu")
     b = knn_density(z, 10, device="cuda").cpu()
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
+
+
+# --------------------------------------------------------------------------- #
+# large chunks: the row-panel path (each within-chunk pair evaluated once)
+# --------------------------------------------------------------------------- #
+def vectorised_lsh(z: np.ndarray, n_buckets: int, seed: int) -> np.ndarray:
+    """The definition of METHODS.md ("LSH density"), one round, with a full float64 neighbour mask."""
+    zt = torch.as_tensor(z, dtype=torch.float64)
+    n, d = zt.shape
+    zn = zt / zt.norm(dim=1, keepdim=True)
+    gen = torch.Generator().manual_seed(seed)
+    r = torch.randn(d, n_buckets // 2, generator=gen, dtype=torch.float64)
+    proj = zn @ r
+    bucket = torch.argmax(torch.cat([proj, -proj], dim=1), dim=1).numpy()
+    order = np.lexsort((np.arange(n), bucket))
+    m = math.ceil(n / n_buckets)
+    chunk_of = np.empty(n, dtype=np.int64)
+    chunk_of[order] = np.arange(n) // m
+    n_chunks = int(chunk_of.max()) + 1
+    prev = (chunk_of - 1) % n_chunks
+    neighbour = (chunk_of[:, None] == chunk_of[None, :]) | ((prev[:, None] == chunk_of[None, :]) & (n_chunks > 1))
+    np.fill_diagonal(neighbour, False)
+    cos = (zn @ zn.T).numpy()
+    return (np.where(neighbour, cos / (1.0 + np.exp(-cos)), 0.0)).sum(axis=1)
+
+
+@pytest.mark.parametrize(("n", "n_buckets", "panel_rows"), [(1203, 2, 256), (1203, 2, 7), (900, 2, 1000), (1500, 4, 64), (600, 2, None)])
+def test_lsh_panel_path_matches_definition(monkeypatch: pytest.MonkeyPatch, n: int, n_buckets: int, panel_rows: int | None) -> None:
+    """Chunks of m > 256 rows (m = 602, 450, 375, 300) go through the panels; short last chunk, wrap-around look-back."""
+    z = np.random.default_rng(n).normal(size=(n, 5))
+    if panel_rows is not None:
+        monkeypatch.setattr(dens_mod, "_PANEL_ROWS", panel_rows)
+    got = lsh_density(z, n_buckets, seed=4, device="cpu")
+    np.testing.assert_allclose(got.numpy(), vectorised_lsh(z, n_buckets, 4), rtol=1e-12, atol=1e-10)
+
+
+def _reference_chunk_sums(zs: torch.Tensor, m: int) -> torch.Tensor:
+    """The previous implementation's kernel: the full ``chunk x (chunk + previous chunk)`` block per chunk."""
+    n_chunks = zs.shape[0] // m
+    q = zs.view(n_chunks, m, -1)
+    out = torch.zeros(n_chunks, m, dtype=zs.dtype)
+    for c in range(n_chunks):
+        keys = torch.cat([q[c], q[(c - 1) % n_chunks]]) if n_chunks > 1 else q[c]
+        f = torch.nn.functional.silu(q[c] @ keys.T)
+        f[torch.arange(m), torch.arange(m)] = 0
+        out[c] = f.sum(dim=1)
+    return out.reshape(-1)
+
+
+def test_lsh_panel_path_float32_same_as_previous_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """float32, DACS-like 16-d unit vectors, 2,000-row chunks: the densities of the previous kernel to rounding,
+    hence the same Jenks groups."""
+    from activelearn.strategies.dacs import density_groups
+
+    rng = np.random.default_rng(0)
+    z = (rng.normal(size=(8, 16))[rng.integers(8, size=6000)] + 0.3 * rng.normal(size=(6000, 16))).astype(np.float32)
+    got = lsh_density(z, 6, seed=0, device="cpu")  # m = 1000 > 256: panel path
+    monkeypatch.setattr(dens_mod, "_chunk_sums", _reference_chunk_sums)
+    ref = lsh_density(z, 6, seed=0, device="cpu")
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=2e-5, atol=2e-3)
+    assert not np.array_equal(got.numpy(), -ref.numpy())
+    np.testing.assert_array_equal(density_groups(got.double().numpy())[0], density_groups(ref.double().numpy())[0])

@@ -294,3 +294,62 @@ def test_pruned_equals_plain_medium_clustered():
         plain = kcenter_greedy(X, 300, labeled=labeled, method="plain", seed=0)
         pruned = kcenter_greedy(X, 300, labeled=labeled, method="pruned", seed=0)
         np.testing.assert_array_equal(plain, pruned)
+
+
+# --------------------------------------------------------------------------- #
+# the lazy 'pruned' method's internal paths, forced on small inputs
+# --------------------------------------------------------------------------- #
+@pytest.fixture(params=["small_pool", "no_cc_table", "dense_refresh"])
+def lazy_paths(request, monkeypatch):
+    """Small pools and refresh blocks (many rebuilds and block expansions), no center table, or dense refreshes."""
+    from activelearn.ops import _kcenter_lazy as lazy
+
+    if request.param == "small_pool":
+        monkeypatch.setattr(lazy, "_POOL", 16)
+        monkeypatch.setattr(lazy, "_POOL_MIN", 8)
+        monkeypatch.setattr(lazy, "_FIRST", 2)
+    elif request.param == "no_cc_table":
+        monkeypatch.setattr(lazy, "_CC_ELEMS", 0)
+        monkeypatch.setattr(lazy, "_FIRST", 4)
+    else:
+        monkeypatch.setattr(lazy, "_DENSE", 0.0)  # every refresh is a contiguous pass over the stale rows
+    return request.param
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("kind", ["blobs", "random", "ties"])
+def test_lazy_paths_equal_plain(lazy_paths, metric, kind):
+    if kind == "ties":  # integer grid with duplicates: exact ties everywhere, lowest index must win
+        base = np.random.default_rng(3).integers(-3, 4, size=(150, 3)).astype(np.float32)
+        X = np.concatenate([base, base[::-1], base[:40]])
+    elif kind == "blobs":
+        X = blobs(600, 24, 12, 5).astype(np.float32)
+    else:
+        X = random_data(600, 24, 6).astype(np.float32)
+    for lab in (None, np.arange(0, len(X), 23)):
+        plain = kcenter_greedy(X, 80, labeled=lab, metric=metric, method="plain", chunk_size=100, seed=2)
+        pruned = kcenter_greedy(X, 80, labeled=lab, metric=metric, method="pruned", chunk_size=100, seed=2)
+        np.testing.assert_array_equal(plain, pruned)
+        if kind == "ties" and metric == "euclidean":  # float64 textbook reference on exact integer distances
+            np.testing.assert_array_equal(pruned, reference_greedy(X.astype(np.float64), 80, labeled=lab, seed=2))
+
+
+def test_lazy_recheck_decides_near_ties(monkeypatch):
+    """Rows whose distances differ by less than the rounding bound are decided on the plain kernel's values."""
+    from activelearn.ops import _kcenter_lazy as lazy
+
+    calls = []
+    orig = lazy._LazyState.canonical
+
+    def spy(self, rows):
+        calls.append(int(rows.numel()))
+        return orig(self, rows)
+
+    monkeypatch.setattr(lazy._LazyState, "canonical", spy)
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(300, 16)).astype(np.float32)
+    X = np.concatenate([base, base + rng.normal(size=base.shape).astype(np.float32) * 1e-6])  # near-duplicates
+    plain = kcenter_greedy(X, 200, method="plain", seed=1)
+    pruned = kcenter_greedy(X, 200, method="pruned", seed=1)
+    np.testing.assert_array_equal(plain, pruned)
+    assert calls, "near-ties should have gone through the exact recheck"

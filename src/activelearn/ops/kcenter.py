@@ -7,9 +7,12 @@ center.  Two exact implementations are provided:
 ``plain``
     One pass over the whole pool per pick (``N x d`` multiply-adds per pick).
 ``pruned``
-    The same picks, but rows are grouped by their nearest center and the
-    triangle inequality proves most groups unaffected by a new center, so only
-    a small fraction of the pool is recomputed per pick on clustered features.
+    The same picks by lazy evaluation (:mod:`activelearn.ops._kcenter_lazy`):
+    a row's min-distance only shrinks as centers are added, so only the rows
+    whose (stale) bound is near the top are brought up to date, in blocks, as
+    matrix-matrix products against the centers they missed that the triangle
+    inequality cannot rule out; near-ties are re-decided with the plain
+    kernel's own arithmetic.
 
 Neither ever builds an ``N x N`` or ``N x L`` matrix: distances to many
 centers are computed in ``row chunk x center chunk`` blocks keeping only a
@@ -43,6 +46,7 @@ from .._validation import (
     resolve_device,
 )
 from ..exceptions import InvalidInputError, InvalidParameterError
+from ._kcenter_lazy import lazy_loop
 
 __all__ = ["kcenter_greedy", "min_distances"]
 
@@ -56,14 +60,14 @@ _ROW_ALIGN = 16
 #: Upper bound on the number of entries of one ``rows x centers`` distance block.
 _BLOCK_ELEMS = 1 << 24
 #: ``method="auto"`` uses ``pruned`` once one full pass (candidate rows x d
-#: multiply-adds) reaches this size.  Measured on a 2-core CPU: with d = 512,
-#: budget 1000 and 100 blobs pruned is already 4.5x faster at N = 10,000
-#: (benchmarks/kcenter.py), while with d = 64 and N = 20,000 (1.3e6) a full
-#: pass is cheaper than pruning's per-pick bookkeeping (tens of small torch ops).
+#: multiply-adds) reaches this size.  Measured with benchmarks/kcenter_auto.py
+#: (2-core CPU, 1 thread, 100 Gaussian blobs, budget 1,000; CPU-time ratio plain /
+#: pruned, results_kcenter_cpu.md): 40,000 x 64 (2.6e6): 0.73; 100,000 x 32
+#: (3.2e6): 1.12; 50,000 x 128 (6.4e6): 4.9; 400,000 x 16 (6.4e6): 1.8;
+#: 20,000 x 512 (1e7): 4.0; 200,000 x 64 (1.3e7): 3.7; 1,000,000 x 512: 24.
+#: The break-even is near 3e6 whatever d (below it a pass is cheaper than a lazy
+#: pick's bookkeeping, tens of small torch ops); 5e6 leaves a margin.
 _AUTO_MIN_WORK = 5_000_000
-#: ``pruned`` does a contiguous full pass instead of a gather when more than this
-#: fraction of the pool needs a new distance.
-_DENSE_FRACTION = 0.3
 
 
 # --------------------------------------------------------------------------- #
@@ -108,8 +112,10 @@ class _Geometry:
     # ---- per-row auxiliaries -------------------------------------------------
     def row_aux(self, A: torch.Tensor) -> torch.Tensor:
         """Squared norms (euclidean) or inverse norms (cosine) of the rows of ``A``."""
-        Af = A.to(self.cdtype)
-        sq = (Af * Af).sum(dim=1)
+        # squares in cache-sized sub-blocks (a chunk-sized temporary would go through main memory)
+        step = max(1, (1 << 20) // max(1, A.shape[1]))
+        parts = [(a * a).sum(dim=1) for a in A.to(self.cdtype).split(step)]
+        sq = parts[0] if len(parts) == 1 else torch.cat(parts)
         if self.metric == "euclidean":
             return sq
         # exact inverse norms however small the row (a clamp would shrink tiny rows' self-similarity);
@@ -139,6 +145,29 @@ class _Geometry:
     def dist_block(self, A: torch.Tensor, a_aux: torch.Tensor, C: torch.Tensor, c_aux: torch.Tensor) -> torch.Tensor:
         """``m x k`` distances between the rows of ``A`` and the rows of ``C``."""
         return self._finish(A @ C.T, a_aux[:, None], c_aux[None, :])
+
+    def prep_centers(self, C: torch.Tensor, c_aux: torch.Tensor) -> torch.Tensor:
+        """Centers as :meth:`min_block` wants them (cosine: scaled by their inverse norms)."""
+        return C * c_aux[:, None].to(C.dtype) if self.metric == "cosine" else C
+
+    def min_block(self, A: torch.Tensor, a_aux: torch.Tensor, Cs: torch.Tensor, c_aux: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Min distance of each row of ``A`` to the centers ``Cs`` (from :meth:`prep_centers`) and its argmin.
+
+        Only the minimum is finished: euclidean ``sqrt(|x|^2 + min_c (|c|^2 -
+        2 x.c))``, cosine ``1 - |x|^-1 max_c x.c/|c|``; one pass over the
+        ``rows x centers`` block instead of the five of :meth:`dist_block`.
+        Rounding differs from :meth:`dist_vec` by a few units in the last place.
+        """
+        cd = self.cdtype
+        if self.metric == "euclidean":
+            if A.dtype == cd:
+                T = torch.addmm(c_aux[None, :], A, Cs.T, alpha=-2.0)
+            else:
+                T = (A @ Cs.T).to(cd).mul_(-2.0).add_(c_aux[None, :])
+            vmin, arg = T.min(dim=1)
+            return (vmin + a_aux).clamp_min_(0.0).sqrt_(), arg
+        smax, arg = (A @ Cs.T).to(cd).max(dim=1)
+        return (1.0 - smax * a_aux).clamp_min_(0.0), arg
 
     def to_metric(self, dist: torch.Tensor) -> torch.Tensor:
         """Map distances to a true metric (chord length for cosine) for the triangle inequality."""
@@ -183,10 +212,10 @@ class _Geometry:
         for t0 in range(0, n_centers, cchunk):
             t1 = min(t0 + cchunk, n_centers)
             C, c_aux = get_centers(t0, t1)
+            Cs = self.prep_centers(C, c_aux)
             for s in range(0, self.n, self.chunk):
                 e = min(s + self.chunk, self.n)
-                block = self.dist_block(self.X[s:e], self.aux[s:e], C, c_aux)
-                vals, arg = block.min(dim=1)
+                vals, arg = self.min_block(self.X[s:e], self.aux[s:e], Cs, c_aux)
                 seg = best[s:e]
                 better = vals < seg
                 seg[better] = vals[better]
@@ -206,152 +235,6 @@ def _plain_loop(geo: _Geometry, mind: torch.Tensor, picks: list[int], budget: in
         mind[p] = -math.inf
         if len(picks) < budget:
             geo.update_all(mind, p)
-
-
-def _group_stats(
-    seg: torch.Tensor, rows: torch.Tensor, vals: torch.Tensor, n_groups: int, n: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-group max value and the lowest row index attaining it."""
-    rad = torch.full((n_groups,), -math.inf, dtype=vals.dtype, device=vals.device)
-    arg = torch.full((n_groups,), n, dtype=torch.int64, device=vals.device)
-    if rows.numel():
-        rad.scatter_reduce_(0, seg, vals, reduce="amax", include_self=True)
-        at_max = vals == rad[seg]
-        arg.scatter_reduce_(0, seg[at_max], rows[at_max], reduce="amin", include_self=True)
-    return rad, arg
-
-
-class _PrunedState:
-    """Groups of rows by nearest center, with each group's radius and argmax."""
-
-    def __init__(self, geo: _Geometry, mind: torch.Tensor, assign: torch.Tensor, center_rows: list[int], capacity: int) -> None:
-        dev = geo.device
-        self.geo = geo
-        self.mind = mind
-        self.n = geo.n
-        k = len(center_rows)
-        self.k = k
-        self.center_rows = torch.zeros(capacity, dtype=torch.int64, device=dev)
-        self.center_rows[:k] = torch.as_tensor(center_rows, dtype=torch.int64, device=dev)
-        self.radius = torch.full((capacity,), -math.inf, dtype=geo.cdtype, device=dev)
-        self.garg = torch.full((capacity,), self.n, dtype=torch.int64, device=dev)
-        alive = torch.nonzero(mind > -math.inf).squeeze(1)
-        a = assign.index_select(0, alive)
-        order = torch.argsort(a, stable=True)
-        rows = alive.index_select(0, order)
-        seg = a.index_select(0, order)
-        counts = torch.bincount(seg, minlength=k)
-        rad, arg = _group_stats(seg, rows, mind.index_select(0, rows), k, self.n)
-        self.radius[:k] = rad
-        self.garg[:k] = arg
-        self.members: list[torch.Tensor] = list(torch.split(rows, counts.tolist()))
-        self.recomputed = 0
-
-    def next_pick(self) -> tuple[int, int]:
-        """Row with the largest min-distance (lowest index among ties) and its group."""
-        rad = self.radius[: self.k]
-        top = rad.max()
-        groups = torch.nonzero(rad == top).squeeze(1)
-        g = groups[torch.argmin(self.garg.index_select(0, groups))]
-        return int(self.garg[g]), int(g)
-
-    def add_center(self, p: int, g_star: int) -> None:
-        """Make row ``p`` (currently in group ``g_star``) a center and update groups.
-
-        A row ``x`` of group ``a`` can only get closer to the new center ``c``
-        than to ``a`` if ``d(a, c) < 2 d(x, a)`` (triangle inequality).  Whole
-        groups are first tested with their radius, then the rows of the
-        remaining groups one by one (a cheap comparison), and distances are
-        computed only for the rows that pass.  A margin of a few rounding
-        errors keeps the test conservative, so the result equals a full pass.
-        """
-        geo, mind, k, dev = self.geo, self.mind, self.k, self.geo.device
-        mind[p] = -math.inf
-        c = geo.X[p]
-        c_aux = geo.aux[p]
-        margin = 5.0 * geo.delta
-        scale = 2.0 * (1.0 + geo.rel)
-        # Candidate groups: radius 0 (all members on their center) or -inf (empty) never change.
-        cand = torch.nonzero(self.radius[:k] > 0).squeeze(1)
-        if cand.numel():
-            dcc = geo.to_metric(geo.dist_rows(self.center_rows.index_select(0, cand), c, c_aux))
-            r = geo.to_metric(self.radius.index_select(0, cand))
-            act_mask = (scale * r + margin > dcc) | (cand == g_star)
-            active_t = cand[act_mask]
-            d_act = dcc[act_mask]
-        else:
-            active_t = cand
-            d_act = torch.zeros(0, dtype=geo.cdtype, device=dev)
-        active = active_t.tolist()
-        if g_star not in active:  # radius <= 0: force its (dead) pick out of the group
-            active.append(g_star)
-            d_act = torch.cat([d_act, d_act.new_zeros(1)])
-        parts = [self.members[a] for a in active]
-        sizes = torch.as_tensor([t.numel() for t in parts], device=dev)
-        idx = torch.cat(parts) if len(parts) > 1 else parts[0]
-        seg = torch.repeat_interleave(torch.arange(len(active), device=dev), sizes)
-        old_all = mind.index_select(0, idx)
-        alive = old_all > -math.inf
-        need = alive & (scale * geo.to_metric(old_all) + margin > d_act.index_select(0, seg))
-        n_need = int(need.sum())
-        if n_need > _DENSE_FRACTION * self.n:
-            # Most rows need a distance: one contiguous pass (like plain) beats a gather.
-            sel = alive
-            d_all = torch.empty(self.n, dtype=geo.cdtype, device=dev)
-            for s in range(0, self.n, geo.chunk):
-                e = min(s + geo.chunk, self.n)
-                d_all[s:e] = geo.dist_vec(geo.X[s:e], geo.aux[s:e], c, c_aux)
-            rows_sel = idx[sel]
-            dsel = d_all.index_select(0, rows_sel)
-            del d_all
-        else:
-            sel = need
-            rows_sel = idx[sel]
-            dsel = geo.dist_rows(rows_sel, c, c_aux)
-        self.recomputed += int(rows_sel.numel())
-        mv = dsel < old_all[sel]
-        moved = torch.zeros_like(alive)
-        moved[sel] = mv
-        new_rows = rows_sel[mv]
-        new_vals = dsel[mv]
-        mind[new_rows] = new_vals
-        # new group k
-        rad_k, arg_k = _group_stats(torch.zeros_like(new_rows), new_rows, new_vals, 1, self.n)
-        self.radius[k] = rad_k[0]
-        self.garg[k] = arg_k[0]
-        # the active groups lose the rows that moved (and dead picks)
-        keep = alive & ~moved
-        seg_k = seg[keep]
-        rows_k = idx[keep]
-        rad, arg = _group_stats(seg_k, rows_k, old_all[keep], len(active), self.n)
-        act = torch.as_tensor(active, dtype=torch.int64, device=dev)
-        self.radius[act] = rad
-        self.garg[act] = arg
-        counts = torch.bincount(seg_k, minlength=len(active)).tolist()
-        for a, members in zip(active, torch.split(rows_k, counts)):
-            self.members[a] = members
-        self.members.append(new_rows)
-        self.center_rows[k] = p
-        self.k = k + 1
-
-
-def _pruned_loop(
-    geo: _Geometry,
-    mind: torch.Tensor,
-    assign: torch.Tensor,
-    center_rows: list[int],
-    picks: list[int],
-    budget: int,
-) -> None:
-    """Triangle-inequality pruned greedy.  Appends to ``picks`` in place."""
-    state = _PrunedState(geo, mind, assign, center_rows, len(center_rows) + budget)
-    while len(picks) < budget:
-        p, g = state.next_pick()
-        picks.append(p)
-        if len(picks) >= budget:
-            mind[p] = -math.inf
-            break
-        state.add_center(p, g)
 
 
 # --------------------------------------------------------------------------- #
@@ -392,7 +275,10 @@ def _prepare(features: Any, dev: torch.device) -> torch.Tensor:
         step = max(1, _BLOCK_ELEMS // max(1, X.shape[1]))
         bad = 0
         for s in range(0, X.shape[0], step):
-            bad += int((~torch.isfinite(X[s : s + step])).any(dim=1).sum())
+            block = X[s : s + step]
+            # one fused sum per block; only a non-finite sum (NaN/Inf, or an overflow) needs the row-wise check
+            if not bool(torch.isfinite(block.sum())):
+                bad += int((~torch.isfinite(block)).any(dim=1).sum())
         if bad:
             raise InvalidInputError(f"features holds NaN or Inf in {bad} row(s); clean or impute them first")
     if X.dtype != torch.float64 and X.dtype != torch.float32:
@@ -445,16 +331,17 @@ def kcenter_greedy(
         Seed of the first random center (only used without labeled rows).
     method : {"auto", "plain", "pruned"}
         ``"plain"`` does one pass over the pool per pick.  ``"pruned"`` gives
-        the same picks but groups rows by nearest center and uses the triangle
-        inequality to skip every group whose center ``a`` satisfies
-        ``d(a, c) >= 2 * radius(a)`` for the new center ``c`` (with a margin
-        for rounding), then every row ``x`` of the remaining groups with
-        ``d(a, c) >= 2 * d(x, a)``; it is much faster on clustered features
-        once every cluster holds a center (see Notes).  ``"auto"`` uses
-        ``"pruned"`` when ``n_candidates * d >= 5e6`` (e.g. 10,000 rows at
-        d = 512), ``budget > 1`` and ``|labeled| <= n_candidates / 4`` (a
-        pruned pick also computes the new center's distance to every center),
-        else ``"plain"``.
+        the same picks by lazy evaluation: every row keeps its min-distance
+        to the centers it has been compared with (an upper bound of the
+        current one, as distances only shrink) and only the rows whose bound
+        is near the top are compared with the centers they missed, in
+        matrix-matrix blocks, skipping a center ``c`` when
+        ``d(a, c) >= 2 d(x, a)`` for the row's nearest known center ``a``
+        (triangle inequality, with a margin for rounding); it is much faster
+        on clustered features (see Notes).  ``"auto"`` uses ``"pruned"``
+        when ``n_candidates * d >= 5e6`` (e.g. 10,000 rows at d = 512; the
+        measured break-even, see ``_AUTO_MIN_WORK``), ``budget > 1`` and
+        ``|labeled| <= n_candidates / 4``, else ``"plain"``.
     low_precision : bool
         Store features in bfloat16 on CUDA for speed (distances are still
         accumulated and compared in float32).  Picks may then differ from the
@@ -475,21 +362,34 @@ def kcenter_greedy(
 
     Notes
     -----
-    Speed of ``"pruned"``: a pick costs a full pass only while the new center
-    can be closer than the current nearest center for most of the pool.  On
-    features made of well separated clusters this holds roughly until every
-    cluster has received a center; afterwards a pick only touches the rows
-    of its own cluster.  On structureless data (e.g. isotropic noise in high
-    dimension, where all distances concentrate) nothing can be pruned and
-    ``"pruned"`` does a contiguous full pass per pick like ``"plain"``, plus
-    ``O(N)`` bookkeeping.  Memory of either method is ``O(N)`` plus one block.
+    Speed of ``"pruned"``: while the first picks each land in a new cluster
+    no center can be ruled out and every row is eventually compared with
+    the centers picked before its own cluster got one (matrix-matrix
+    products, several times faster per distance than plain's passes);
+    afterwards a pick only touches the few rows near the top of the
+    ranking.  On 1,000,000 x 512 clustered features with 1,000 picks it is
+    about 30x faster than ``"plain"`` (benchmarks/results_kcenter_cpu.md).
+    The laziness itself needs no clusters (only rows near the top of the
+    ranking are refreshed): on isotropic Gaussian noise, 100,000 x 512, it
+    was still 15x faster than plain; at small ``N * d`` its per-pick
+    bookkeeping dominates (see ``_AUTO_MIN_WORK``).  Memory
+    of either method is ``O(N)`` plus one block: ``"pruned"`` keeps five
+    length-``N`` arrays (value, upper bound, stamp, nearest center; the
+    labeled minimum when there are labeled rows), one gathered block of at
+    most ``chunk_size`` rows, and a center-to-center table when
+    ``(|labeled| + budget)^2 <= 2**24``.
 
     In exact arithmetic ``plain`` and ``pruned`` pick the same rows.  In
-    floating point both evaluate every row-to-center distance with the same
-    kernel on row blocks padded to a multiple of 16 (which makes the CPU BLAS
-    result per row independent of the block), so on CPU they agree bit for bit
-    in practice; on other BLAS backends a row's distance may differ in the
-    last bit between the two, which can only matter for near-exact ties.
+    floating point ``pruned`` computes bounds with matrix-matrix products,
+    whose rounding differs from plain's matrix-vector products, so each of
+    its values carries a rigorous error bound (``gamma_d |x| |c|`` on a dot
+    product) and whenever two candidates' intervals overlap the winner is
+    decided on plain's own values (one matrix-vector product per row, with
+    the centers as the matrix rows: MKL returns the same per-row result
+    either way on 16-aligned blocks).  On CPU the two methods therefore
+    agree bit for bit, ties included (lowest index); on other BLAS backends
+    a value may differ in the last bit, which can only matter for
+    near-exact ties.
     """
     budget = check_positive_int("budget", budget)
     metric = check_choice("metric", metric, _METRICS)
@@ -543,7 +443,7 @@ def kcenter_greedy(
     if method == "plain":
         _plain_loop(geo, mind, picks, budget)
     else:
-        _pruned_loop(geo, mind, assign, centers, picks, budget)
+        lazy_loop(geo, mind, assign, centers, picks, budget, labeled=lab.size > 0)
     return np.asarray(picks, dtype=np.int64)
 
 

@@ -162,6 +162,7 @@ class _Shard:
             dist.all_reduce(buf)
             buf = buf.to(self.dev)
             C, c_aux = buf[:, : geo.d].to(geo.X.dtype).contiguous(), buf[:, geo.d].contiguous()
+            Cs = geo.prep_centers(C, c_aux)  # the same labeled-distance kernel as kcenter_greedy
             for s in range(lo - lo % chunk, hi, chunk):
                 e = min(s + chunk, self.n)
                 a, b = max(s, lo), min(e, hi)
@@ -172,7 +173,7 @@ class _Shard:
                     A[a - s : b - s] = geo.X[a - lo : b - lo]
                     A_aux = geo.aux.new_zeros(e - s)
                     A_aux[a - s : b - s] = geo.aux[a - lo : b - lo]
-                vals = geo.dist_block(A, A_aux, C, c_aux).min(dim=1).values[a - s : b - s]
+                vals = geo.min_block(A, A_aux, Cs, c_aux)[0][a - s : b - s]
                 seg = self.mind[a - lo : b - lo]
                 torch.minimum(seg, vals, out=seg)
         own = lab[(lab >= lo) & (lab < hi)] - lo

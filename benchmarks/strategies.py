@@ -1,0 +1,262 @@
+"""Selection cost of every registered strategy on Repeated MNIST (180,000 samples), b = 500.
+
+For each name in :func:`activelearn.strategies.available` (so strategies
+registered later are picked up without editing this file), a fresh
+subprocess builds the RMNIST loop (:func:`activelearn.experiment.make_loop`,
+the DACS paper's 784-256-256-10 MLP, 500 seeded initial labels), trains the
+MLP for ``--epochs`` epochs (the strategy's own model extensions included),
+then times one selection of ``b`` samples:
+
+* one call: the network runs over the pool (the model caches its outputs)
+  and the strategy selects: ``total``;
+* ``inference``: the outputs that call left in the model's cache (names and
+  rows) are computed again, timed on their own;
+* ``selection = total - inference``.
+
+Peak memory is that subprocess's ``VmHWM`` after the first call, minus its
+value before it (``peak - before``: what inference plus selection added on top
+of the loaded data and the trained model), and the absolute peak.
+
+Peers (same pool, same trained model's outputs, timed on their own):
+``entropy`` beside baal's ``Entropy`` heuristic on the cached probabilities,
+``coreset`` beside scikit-activeml's ``CoreSet`` on the cached embeddings
+(``--peer-python`` names an interpreter where they are installed).  Add a
+peer for another strategy by adding an entry to :data:`PEERS`
+(e.g. ``bald``: baal's ``BALD``; ``badge``: scikit-activeml's ``Badge``).
+
+Results are appended to ``--jsonl`` one strategy at a time (a re-run skips
+the names already there unless ``--redo``), and the markdown table
+``--md`` is rewritten from all rows after each one.
+
+Example::
+
+    ACTIVELEARN_DATA=/work/shared/data PYTHONPATH=src python benchmarks/strategies.py \\
+        --peer-python /tmp/peers/bin/python
+    ... --strategies entropy,coreset --redo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MIB = 1024.0**2
+
+
+def _status_mib(key: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# --------------------------------------------------------------------------- #
+# peers: name -> (output the peer reads, function(values, budget, seed) -> indices)
+# --------------------------------------------------------------------------- #
+def _peer_baal_entropy(probs: np.ndarray, budget: int, seed: int) -> np.ndarray:
+    from baal.active.heuristics import Entropy
+
+    return np.asarray(Entropy()(probs))[:budget]
+
+
+def _peer_skactiveml_coreset(emb: np.ndarray, budget: int, seed: int) -> np.ndarray:
+    from skactiveml.pool import CoreSet
+
+    y = np.full(emb.shape[0], np.nan)
+    return np.asarray(CoreSet(random_state=seed).query(emb, y, batch_size=budget))
+
+
+#: strategy name -> (peer label, model output it reads, peer function, module imported before the clock)
+PEERS: dict[str, tuple[str, str, Any, str]] = {
+    "entropy": ("baal Entropy", "probs", _peer_baal_entropy, "baal.active.heuristics"),
+    "coreset": ("scikit-activeml CoreSet", "embeddings", _peer_skactiveml_coreset, "skactiveml.pool"),
+}
+
+
+def peer_worker(args: argparse.Namespace) -> None:
+    """Run one peer on a saved array (unlabeled rows only); prints a JSON line."""
+    import importlib
+
+    _, _, fn, module = PEERS[args.strategy]
+    importlib.import_module(module)
+    values = np.load(args.values)
+    base = _status_mib("VmHWM")
+    t0 = time.perf_counter()
+    fn(values, args.budget, 0)
+    print(json.dumps({"seconds": time.perf_counter() - t0, "peak_mib": _status_mib("VmHWM"), "before_mib": base}))
+
+
+# --------------------------------------------------------------------------- #
+# worker: one strategy
+# --------------------------------------------------------------------------- #
+def worker(args: argparse.Namespace) -> None:
+    import torch
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from activelearn.configs import TrainConfig
+    from activelearn.experiment import make_loop
+
+    torch.manual_seed(0)
+    train = TrainConfig(epochs=args.epochs, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.4, seed=0)
+    loop = make_loop("repeated_mnist", args.strategy, seed=0, train=train, cycles=2, budget=args.budget, device="cpu", progress=False)
+    loop._prepare()  # attach the strategy's model extensions, as ActiveLoop.run() does
+    loop.query(loop.initial, 0)
+    t0 = time.perf_counter()
+    loop.trainer.fit(loop.model, loop.pools, cycle=0)
+    train_s = time.perf_counter() - t0
+    before = _status_mib("VmHWM")
+    rss_before = _status_mib("VmRSS")
+    t0 = time.perf_counter()
+    first = loop.strategy.select(loop.model, loop.pools, args.budget)
+    total = time.perf_counter() - t0
+    peak = _status_mib("VmHWM")
+    # inference: recompute, timed on its own, exactly the outputs the selection left in the model's cache
+    cached = {name: mask.copy() for (uid, name), (_, mask) in loop.model._cache.items() if uid == loop.pools.uid}
+    loop.model._cache.clear()
+    t0 = time.perf_counter()
+    for name, mask in cached.items():
+        loop.model.outputs(loop.pools, np.flatnonzero(mask), [name])
+    inference = time.perf_counter() - t0
+    idx = getattr(first, "all_indices", first)
+    out = {
+        "strategy": args.strategy, "pool": loop.pools.n, "unlabeled": loop.pools.n_unlabeled, "budget": args.budget,
+        "train_s": train_s, "total_s": total, "inference_s": min(inference, total), "selection_s": max(0.0, total - inference),
+        "peak_mib": peak, "rss_before_mib": rss_before, "hwm_before_mib": before, "n_selected": int(np.asarray(idx).size),
+        "outputs": sorted(cached),
+    }
+    if args.strategy in PEERS and args.peer_values:
+        name = PEERS[args.strategy][1]
+        unl = loop.pools.unlabeled
+        vals = loop.model.outputs(loop.pools, unl, [name])[name].cpu().numpy()
+        np.save(args.peer_values, vals.reshape(vals.shape[0], -1).astype(np.float32))
+    print(json.dumps(out))
+
+
+# --------------------------------------------------------------------------- #
+# driver
+# --------------------------------------------------------------------------- #
+def _run(cmd: list[str], timeout: float) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {timeout:.0f} s"}
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [f"rc {proc.returncode}"])[-1]
+        return {"error": last[:160]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _table(rows: list[dict[str, Any]], header: str) -> str:
+    last = max(rows, key=lambda r: r.get("when", ""))
+    lines = [header, "", f"Command: `{last.get('command', '')}`", "", f"Machine: {last.get('machine', '')}", "",
+             ("| strategy | inference (s) | selection (s) | total (s) | peak RSS (MiB) | added by select (MiB) | peer | peer selection (s) "
+              "| peer peak added (MiB) | load before/after | measured | note |"),
+             "|---|---:|---:|---:|---:|---:|---|---:|---:|---|---|---|"]
+    for r in sorted(rows, key=lambda r: r["strategy"]):
+        if "error" in r:
+            lines.append(f"| {r['strategy']} | | | | | | | | | | {r.get('when', '')} | error: {r['error']} |")
+            continue
+        p = r.get("peer", {})
+        ps = f"{p['seconds']:.2f}" if "seconds" in p else ""
+        pm = f"{p['peak_mib'] - p['before_mib']:.0f}" if "seconds" in p else ""
+        note = [f"outputs: {', '.join(r.get('outputs', [])) or 'none'}"]
+        if "error" in p:
+            note.append(f"peer: {p['error']}")
+        lines.append(
+            f"| {r['strategy']} | {r['inference_s']:.2f} | {r['selection_s']:.2f} | {r['total_s']:.2f} | {r['peak_mib']:.0f} | "
+            f"{r['peak_mib'] - r['hwm_before_mib']:.0f} | {p.get('name', '')} | {ps} | {pm} | "
+            f"{r.get('load_before', float('nan')):.1f}/{r.get('load_after', float('nan')):.1f} | {r.get('when', '')} | {'; '.join(note)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--strategies", default="*", help="comma-separated names or shell patterns (default: all registered)")
+    ap.add_argument("--budget", type=int, default=500)
+    ap.add_argument("--epochs", type=int, default=5, help="training epochs of the MLP on the 500 initial labels")
+    ap.add_argument("--jsonl", default=str(ROOT / "benchmarks" / "results_strategies_cpu.jsonl"))
+    ap.add_argument("--md", default=str(ROOT / "benchmarks" / "results_strategies_cpu.md"))
+    ap.add_argument("--redo", action="store_true", help="re-measure strategies already in --jsonl")
+    ap.add_argument("--peer-python", default=None, help="interpreter with baal / scikit-activeml installed")
+    ap.add_argument("--timeout", type=float, default=1200.0)
+    ap.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--_peer", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--strategy", help=argparse.SUPPRESS)
+    ap.add_argument("--peer-values", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--values", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args._worker:
+        worker(args)
+        return
+    if args._peer:
+        peer_worker(args)
+        return
+
+    import fnmatch
+
+    sys.path.insert(0, str(ROOT / "src"))
+    import torch
+
+    from activelearn.strategies import available
+
+    pats = [p for p in args.strategies.split(",") if p]
+    names = [n for n in available() if any(fnmatch.fnmatchcase(n, p) for p in pats)]
+    path = Path(args.jsonl)
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    done = {r["strategy"] for r in rows}
+    cmdline = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s), torch {torch.__version__}, "
+               f"torch threads {torch.get_num_threads()}")
+    for name in names:
+        if name in done and not args.redo:
+            print(f"{name}: already measured (use --redo)", flush=True)
+            continue
+        load0 = os.getloadavg()[0]
+        vals = str(path.with_suffix(f".{name}.npy")) if name in PEERS and args.peer_python else None
+        cmd = [sys.executable, __file__, "--_worker", "--strategy", name, "--budget", str(args.budget), "--epochs", str(args.epochs)]
+        if vals:
+            cmd += ["--peer-values", vals]
+        res = _run(cmd, args.timeout)
+        res.setdefault("strategy", name)
+        if vals and "error" not in res and os.path.exists(vals):
+            peer = _run([args.peer_python, __file__, "--_peer", "--strategy", name, "--values", vals, "--budget", str(args.budget)], args.timeout)
+            peer["name"] = PEERS[name][0]
+            res["peer"] = peer
+            os.remove(vals)
+        res.update({"load_before": load0, "load_after": os.getloadavg()[0], "command": cmdline, "machine": machine,
+                    "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
+        rows = [r for r in rows if r["strategy"] != name] + [res]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        header = (
+            f"# Selection cost per strategy, Repeated MNIST (180,000 samples), b = {args.budget}\n\n"
+            f"Written by `benchmarks/strategies.py` from `{path.name}` (re-run it to add strategies registered later; "
+            "`--strategies` filters, `--redo` re-measures). Each row is one fresh subprocess: the RMNIST MLP "
+            f"(784-256-256-10, the strategy's own extensions) trained {args.epochs} epochs on 500 seeded labels, then one "
+            "selection of b samples from the 179,500 unlabeled. `inference`: recomputing the outputs that selection "
+            "left in the model's cache (names in the note); `selection` = total - inference. `peak RSS`: VmHWM of the "
+            "subprocess (Python + torch + the 180,000 x 784 float32 pool, 551 MiB, + the trained model); `added by "
+            "select`: VmHWM after the selection minus before it, i.e. the cached outputs (O(N)) plus the strategy's "
+            "working blocks. Peers run in their own subprocess on the same cached outputs (unlabeled rows), timed "
+            "without their imports; BALD / BADGE peers (baal `BALD`, scikit-activeml `Badge`) plug into `PEERS` once "
+            "those strategies are registered."
+        )
+        Path(args.md).write_text(_table(rows, header))
+        print(json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main()
