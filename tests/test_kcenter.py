@@ -353,3 +353,13 @@ def test_lazy_recheck_decides_near_ties(monkeypatch):
     pruned = kcenter_greedy(X, 200, method="pruned", seed=1)
     np.testing.assert_array_equal(plain, pruned)
     assert calls, "near-ties should have gone through the exact recheck"
+
+
+def test_min_distances_far_from_the_origin_float32() -> None:
+    """Duplicates at a 1e6 offset are at distance 0 (hypothesis found 512 with the plain |x|^2 + |c|^2 - 2x.c)."""
+    from activelearn.ops import min_distances
+
+    x = np.full((4, 8), 5e5, dtype=np.float32)
+    x[2:] += np.float32(3.0)  # two rows 3 * sqrt(8) away
+    d = np.asarray(min_distances(x, x[:1]))
+    np.testing.assert_allclose(d, [0.0, 0.0, 3 * np.sqrt(8), 3 * np.sqrt(8)], atol=1e-3)

@@ -504,7 +504,39 @@ def min_distances(
             return geo.X.index_select(0, r), geo.aux.index_select(0, r)
 
         n_centers = int(idx.numel())
-    best, _ = geo.min_over_centers(get_centers, n_centers, want_assign=False)
+    if metric == "euclidean":
+        best = _min_euclidean_centered(geo, get_centers, n_centers)
+    else:
+        best, _ = geo.min_over_centers(get_centers, n_centers, want_assign=False)
     if isinstance(features, torch.Tensor):
         return best
     return best.cpu().numpy()
+
+
+def _min_euclidean_centered(geo: _Geometry, get_centers: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]], n_centers: int) -> torch.Tensor:
+    """Euclidean min distances computed on data shifted by the centers' mean.
+
+    Distances do not change under a shift, but the rounding of
+    ``|x|^2 + |c|^2 - 2 x.c`` does: it is relative to the norms, so data far
+    from the origin (a 1e6 offset in float32) would give a point a distance of
+    hundreds to itself.  Relative to the centers' mean the norms are the
+    spread of the data, and exact duplicates come out at 0.  Memory: one row
+    chunk and one center block at a time, plus ``O(N)``.
+    """
+    best = torch.full((geo.n,), math.inf, dtype=geo.cdtype, device=geo.device)
+    if n_centers == 0:
+        return best
+    cchunk = max(1, min(geo.chunk, _BLOCK_ELEMS // geo.chunk))
+    total = torch.zeros(geo.d, dtype=torch.float64, device=geo.device)
+    for t0 in range(0, n_centers, cchunk):
+        total += get_centers(t0, min(t0 + cchunk, n_centers))[0].to(torch.float64).sum(dim=0)
+    mu = (total / n_centers).to(geo.cdtype)
+    for t0 in range(0, n_centers, cchunk):
+        C = get_centers(t0, min(t0 + cchunk, n_centers))[0].to(geo.cdtype) - mu
+        c_sq = (C * C).sum(dim=1)
+        for s in range(0, geo.n, geo.chunk):
+            A = geo.X[s : s + geo.chunk].to(geo.cdtype) - mu
+            d2 = (A * A).sum(dim=1)[:, None] + c_sq[None, :] - 2.0 * (A @ C.T)
+            seg = best[s : s + geo.chunk]
+            torch.minimum(seg, d2.min(dim=1).values.clamp_min_(0.0).sqrt_(), out=seg)
+    return best
