@@ -78,10 +78,53 @@ def _peer_skactiveml_coreset(emb: np.ndarray, budget: int, seed: int) -> np.ndar
     return np.asarray(CoreSet(random_state=seed).query(emb, y, batch_size=budget))
 
 
-#: strategy name -> (peer label, model output it reads, peer function, module imported before the clock)
+MC_SAMPLES = 20  # our bald's default number of MC-dropout passes
+
+
+def _peer_baal_bald(mc: np.ndarray, budget: int, seed: int) -> np.ndarray:
+    """baal's BALD on our consistent MC-dropout probabilities (baal wants N x C x S)."""
+    from baal.active.heuristics import BALD
+
+    probs = mc.reshape(mc.shape[0], MC_SAMPLES, -1).transpose(0, 2, 1)
+    return np.asarray(BALD()(probs))[:budget]
+
+
+def _peer_skactiveml_badge(values: np.ndarray, budget: int, seed: int) -> np.ndarray:
+    """scikit-activeml's Badge on our cached probabilities and embeddings (first 10 columns: probs).
+
+    Badge asks a classifier for ``predict_proba(X, return_embeddings=True)``; a
+    classifier that returns the cached rows (X holds the row number) feeds it
+    exactly what our ``badge`` reads, so only the selection is compared.
+    """
+    from skactiveml.base import SkactivemlClassifier
+    from skactiveml.pool import Badge
+
+    probs, emb = values[:, :10], values[:, 10:]
+
+    class Cached(SkactivemlClassifier):  # type: ignore[misc]
+        def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "Cached":
+            return self
+
+        def predict_proba(self, X: Any, return_embeddings: bool = False) -> Any:
+            rows = np.asarray(X)[:, 0].astype(int)
+            return (probs[rows], emb[rows]) if return_embeddings else probs[rows]
+
+        def predict(self, X: Any) -> np.ndarray:
+            return np.asarray(self.predict_proba(X)).argmax(1)
+
+    X = np.arange(values.shape[0], dtype=float)[:, None]
+    y = np.full(values.shape[0], np.nan)
+    clf = Cached(classes=np.arange(10), missing_label=np.nan)
+    return np.asarray(Badge(clf_embedding_flag_name="return_embeddings", random_state=seed).query(X, y, clf, fit_clf=False, batch_size=budget))
+
+
+#: strategy name -> (peer label, model output it reads, peer function, module imported before the clock);
+#: "mc_probs" = our seeded MC-dropout probabilities, "a+b" = outputs a and b side by side
 PEERS: dict[str, tuple[str, str, Any, str]] = {
     "entropy": ("baal Entropy", "probs", _peer_baal_entropy, "baal.active.heuristics"),
     "coreset": ("scikit-activeml CoreSet", "embeddings", _peer_skactiveml_coreset, "skactiveml.pool"),
+    "bald": ("baal BALD", "mc_probs", _peer_baal_bald, "baal.active.heuristics"),
+    "badge": ("scikit-activeml Badge", "probs+embeddings", _peer_skactiveml_badge, "skactiveml.pool"),
 }
 
 
@@ -139,7 +182,11 @@ def worker(args: argparse.Namespace) -> None:
     if args.strategy in PEERS and args.peer_values:
         name = PEERS[args.strategy][1]
         unl = loop.pools.unlabeled
-        vals = loop.model.outputs(loop.pools, unl, [name])[name].cpu().numpy()
+        if name == "mc_probs":
+            vals = loop.model.mc_outputs(loop.pools, unl, MC_SAMPLES, seed=0)["log_probs"].exp().cpu().numpy()
+        else:
+            outs = loop.model.outputs(loop.pools, unl, name.split("+"))
+            vals = np.concatenate([outs[n].cpu().numpy().reshape(unl.size, -1) for n in name.split("+")], axis=1)
         np.save(args.peer_values, vals.reshape(vals.shape[0], -1).astype(np.float32))
     print(json.dumps(out))
 

@@ -24,6 +24,11 @@ _EXPORTS = {
     "representer_alpha": "representer",
     "representer_values": "representer",
     "ibal_scores": "representer",
+    "badge_kmeanspp": "badge",
+    "gradient_factors": "badge",
+    "symmetric_kl": "symkl",
+    "symkl_kcenter": "symkl",
+    "knn_typicality": "typicality",
 }
 
 __all__ = sorted(_EXPORTS)
