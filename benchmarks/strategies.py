@@ -149,11 +149,12 @@ def worker(args: argparse.Namespace) -> None:
 
     sys.path.insert(0, str(ROOT / "src"))
     from activelearn.configs import TrainConfig
-    from activelearn.experiment import make_loop
+    from activelearn.experiment import make_loop, parse_label
 
     torch.manual_seed(0)
     train = TrainConfig(epochs=args.epochs, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.4, seed=0)
-    loop = make_loop("repeated_mnist", args.strategy, seed=0, train=train, cycles=2, budget=args.budget, device="cpu", progress=False)
+    strategy, params = parse_label(args.strategy)
+    loop = make_loop("repeated_mnist", strategy, strategy_params=params, seed=0, train=train, cycles=2, budget=args.budget, device="cpu", progress=False)
     loop._prepare()  # attach the strategy's model extensions, as ActiveLoop.run() does
     loop.query(loop.initial, 0)
     t0 = time.perf_counter()
@@ -262,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
 
     pats = [p for p in args.strategies.split(",") if p]
     names = [n for n in available() if any(fnmatch.fnmatchcase(n, p) for p in pats)]
+    names += [p for p in pats if ":" in p]  # variants with parameters, e.g. contrastive_distance:first_epochs=1
     path = Path(args.jsonl)
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
     done = {r["strategy"] for r in rows}
