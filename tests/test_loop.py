@@ -104,3 +104,18 @@ def test_stage_features_are_served_pooled() -> None:
     pools = al.Pools(torch.randn(6, 1, 28, 28))
     out = model.outputs(pools, np.arange(6), [f"stage{i}" for i in range(len(net.stage_names))])
     assert all(v.ndim == 2 and v.shape[0] == 6 for v in out.values())
+
+
+def test_history_records_the_run_environment() -> None:
+    import platform
+
+    import torch
+
+    from activelearn.environment import run_environment
+
+    env = run_environment("cpu")
+    assert env["torch"] == torch.__version__ and env["python"] == platform.python_version()
+    assert env["device"] == "cpu" and env["torch_threads"] == torch.get_num_threads()
+    assert env["git_commit"] is None or len(env["git_commit"]) == 40
+    loop = al.experiment.make_loop("digits", "random", cycles=1, initial=20, budget=10, device="cpu", progress=False)
+    assert loop.history.meta["environment"] == env

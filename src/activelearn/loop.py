@@ -38,6 +38,7 @@ from . import distributed as dist_helpers
 from ._validation import as_index_array, check_nonnegative_int, check_positive_int
 from .callbacks import Callback, Checkpointer, ClusterBooks, HistoryFiles, OpenSetBooks, Progress, as_callback, open_set_books
 from .determinism import deterministic_mode
+from .environment import run_environment
 from .exceptions import CheckpointError, InvalidInputError, InvalidParameterError, OracleError
 from .history import CycleRecord, History
 from .model import ALModel
@@ -186,6 +187,7 @@ class ActiveLoop:
             "seed": self.seed,
             "pool_size": pools.n,
             "train_config": {k: v for k, v in asdict(self.trainer.config).items() if k != "extra"},
+            "environment": run_environment(model.device),
         })
 
     def _emit(self, hook: str, *args: Any) -> None:
