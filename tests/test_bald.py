@@ -108,7 +108,8 @@ def test_bald_strategy_scores_are_mc_bald() -> None:
     scores = bald_scores(lp).numpy()
     np.testing.assert_array_equal(picks, al.strategies.top_k(cand, scores, 9))
     small = al.strategies.get("bald", seed=2, chunk=7)
-    np.testing.assert_allclose(small.score(s.model, s.pools, cand), scores, atol=1e-9)
+    # chunk=7 runs the forward passes on other batch sizes: equal up to float32 rounding (BLAS threads)
+    np.testing.assert_allclose(small.score(s.model, s.pools, cand), scores, rtol=1e-5, atol=1e-6)
 
 
 def test_batchbald_strategy_runs_the_greedy_on_mc_samples() -> None:

@@ -17,8 +17,10 @@ masks:
   statistics and the layers' own dropout is off (the masks are applied by
   forward hooks instead).
 
-The outputs therefore depend only on ``(seed, sample, input)``, not on the
-batch size or on how the caller chunks the indices, and the global RNG is never
+The masks therefore depend only on ``(seed, sample, layer)``, not on the
+batch size or on how the caller chunks the indices, so neither do the outputs
+beyond float rounding (a forward pass over another batch size may round
+differently with several BLAS threads: ~1e-7 here), and the global RNG is never
 used (the passes also run inside ``torch.random.fork_rng`` so that a layer
 drawing from it could not change it either).
 

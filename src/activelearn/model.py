@@ -588,7 +588,8 @@ class ALModel(nn.Module):
         and keep it for every input (consistent MC dropout, as BatchBALD
         needs), everything else runs in evaluation mode (batch-norm uses its
         running statistics).  The results therefore do not depend on
-        ``batch_size`` or on how callers chunk ``indices``.  ``"log_probs"``
+        ``batch_size`` or on how callers chunk ``indices``, beyond float
+        rounding of the forward passes.  ``"log_probs"``
         (log-softmax of the class logits, or the log of a replacing head's
         scores) is available besides every name of :meth:`provides`.  Not
         cached; the global RNG is left untouched.  See
