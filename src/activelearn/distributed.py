@@ -244,9 +244,30 @@ def _portable(error: BaseException) -> BaseException:
         return RuntimeError(f"rank 0 failed: {type(error).__name__}: {error}")
 
 
-def cleanup() -> None:
-    """Destroy the default process group if one exists."""
-    if dist.is_available() and dist.is_initialized():
+def cleanup(*, wait: bool = True) -> None:
+    """Destroy the default process group if one exists, after a barrier.
+
+    Parameters
+    ----------
+    wait : bool
+        Call a barrier first (default), so that no rank destroys the group
+        while another still has a collective in flight, and so that gloo's
+        worker threads have released the last tensors they were handed
+        before the process goes on to exit.  Without it a rank was killed by
+        SIGABRT ("terminate called without an active exception") at
+        interpreter exit: a gloo worker thread dropped the last reference to
+        an all-reduce's tensors after ``Py_Finalize`` had started, could not
+        take the GIL to free their Python objects, and was unwound through a
+        ``noexcept`` destructor (see ``docs/distributed.md``, "Process-group
+        teardown").  Pass ``wait=False`` on an error path where the other
+        ranks may never reach this call.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if wait and dist.get_world_size() > 1:
+            dist.barrier()
+    finally:
         dist.destroy_process_group()
 
 
