@@ -87,8 +87,25 @@ def init_from_env(backend: str | None = None, *, timeout_s: float = 1800.0) -> b
         raise InvalidParameterError(f"backend must be 'gloo' or 'nccl', got {backend!r}")
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    _import_before_group()
     dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
     return world_size() > 1
+
+
+def _import_before_group() -> None:
+    """Import ``torch.distributed.nn.functional`` while no process group exists.
+
+    Its collectives take ``group=group.WORLD`` as a default argument, evaluated
+    when the module is first imported.  torch imports it lazily (the first
+    optimizer built imports ``torch._dynamo``, which reaches it through FSDP),
+    so in a training run it used to be imported after the group was created:
+    its ten defaults then held the default group, ``destroy_process_group``
+    could not free it, and gloo's worker threads lived on until interpreter
+    exit, where a thread still releasing a finished all-reduce's tensors was
+    killed by SIGABRT.  Imported here first, the defaults are None.  See
+    ``docs/distributed.md``, "Process-group teardown".
+    """
+    import torch.distributed.nn.functional  # noqa: F401
 
 
 def is_distributed() -> bool:
