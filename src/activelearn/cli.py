@@ -109,8 +109,24 @@ def _kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``activelearn`` command; returns the exit code."""
+    """Entry point of the ``activelearn`` command; returns the exit code.
+
+    Under ``torchrun`` the process group is destroyed before returning, after
+    a barrier when every rank ends the same way (exit code 0, or 3 when every
+    rank stops to wait for answers) and without one otherwise (an error may
+    have stopped one rank only), so no gloo thread is left to be torn down at
+    interpreter exit (``docs/distributed.md``, "Process-group teardown").
+    """
     args = build_parser().parse_args(argv)
+    code = 1
+    try:
+        code = _main(args)
+        return code
+    finally:
+        D.cleanup(wait=code in (0, 3))
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         load_plugins(args.plugin)
         if args.command == "list":

@@ -87,8 +87,25 @@ def init_from_env(backend: str | None = None, *, timeout_s: float = 1800.0) -> b
         raise InvalidParameterError(f"backend must be 'gloo' or 'nccl', got {backend!r}")
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    _import_before_group()
     dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
     return world_size() > 1
+
+
+def _import_before_group() -> None:
+    """Import ``torch.distributed.nn.functional`` while no process group exists.
+
+    Its collectives take ``group=group.WORLD`` as a default argument, evaluated
+    when the module is first imported.  torch imports it lazily (the first
+    optimizer built imports ``torch._dynamo``, which reaches it through FSDP),
+    so in a training run it used to be imported after the group was created:
+    its ten defaults then held the default group, ``destroy_process_group``
+    could not free it, and gloo's worker threads lived on until interpreter
+    exit, where a thread still releasing a finished all-reduce's tensors was
+    killed by SIGABRT.  Imported here first, the defaults are None.  See
+    ``docs/distributed.md``, "Process-group teardown".
+    """
+    import torch.distributed.nn.functional  # noqa: F401
 
 
 def is_distributed() -> bool:
@@ -244,9 +261,30 @@ def _portable(error: BaseException) -> BaseException:
         return RuntimeError(f"rank 0 failed: {type(error).__name__}: {error}")
 
 
-def cleanup() -> None:
-    """Destroy the default process group if one exists."""
-    if dist.is_available() and dist.is_initialized():
+def cleanup(*, wait: bool = True) -> None:
+    """Destroy the default process group if one exists, after a barrier.
+
+    Parameters
+    ----------
+    wait : bool
+        Call a barrier first (default), so that no rank destroys the group
+        while another still has a collective in flight, and so that gloo's
+        worker threads have released the last tensors they were handed
+        before the process goes on to exit.  Without it a rank was killed by
+        SIGABRT ("terminate called without an active exception") at
+        interpreter exit: a gloo worker thread dropped the last reference to
+        an all-reduce's tensors after ``Py_Finalize`` had started, could not
+        take the GIL to free their Python objects, and was unwound through a
+        ``noexcept`` destructor (see ``docs/distributed.md``, "Process-group
+        teardown").  Pass ``wait=False`` on an error path where the other
+        ranks may never reach this call.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if wait and dist.get_world_size() > 1:
+            dist.barrier()
+    finally:
         dist.destroy_process_group()
 
 
