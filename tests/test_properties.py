@@ -213,7 +213,53 @@ def test_representer_ops_are_finite(p: dict, c: int) -> None:
     torch.testing.assert_close(grad.sum(dim=1), torch.zeros(p["n"], dtype=grad.dtype), atol=1e-9, rtol=0)
 
 
+_probs = st.fixed_dictionaries({"n": st.integers(2, 40), "c": st.integers(2, 6), "temp": st.sampled_from([0.1, 1.0, 10.0]), "seed": st.integers(0, 2**16)})
+
+
+def _random_probs(p: dict) -> torch.Tensor:
+    g = torch.Generator().manual_seed(p["seed"])
+    return torch.softmax(torch.randn(p["n"], p["c"], generator=g, dtype=torch.float64) / p["temp"], dim=1)
+
+
+@FAST
+@given(p=_probs)
+def test_symmetric_kl_is_a_nonnegative_symmetric_divergence(p: dict) -> None:
+    P = _random_probs(p)
+    D = ops.symmetric_kl(P, P)
+    assert torch.isfinite(D).all() and (D >= 0).all()
+    torch.testing.assert_close(D, D.T)
+    torch.testing.assert_close(torch.diagonal(D), torch.zeros(p["n"], dtype=D.dtype), atol=1e-9, rtol=0)
+
+
+@FAST
+@given(p=_probs, b=st.integers(1, 5), n_lab=st.integers(0, 3))
+def test_symkl_kcenter_and_badge_pick_unique_unlabeled_rows(p: dict, b: int, n_lab: int) -> None:
+    P = _random_probs(p)
+    n_lab = min(n_lab, p["n"] - 1)
+    b = min(b, p["n"] - n_lab)
+    picks = ops.symkl_kcenter(P, b, labeled=np.arange(n_lab), seed=0)
+    assert picks.size == b and np.unique(picks).size == b and (picks >= n_lab).all()
+    emb = torch.randn(p["n"], 3, generator=torch.Generator().manual_seed(p["seed"] + 1), dtype=torch.float64)
+    picks = ops.badge_kmeanspp(P, emb, min(b, p["n"]), seed=0)
+    assert picks.size == min(b, p["n"]) and np.unique(picks).size == picks.size
+    g = ops.gradient_factors(P)  # p - onehot(argmax p): rows sum to 0, the argmax entry is the only negative one
+    torch.testing.assert_close(g.sum(dim=1), torch.zeros(p["n"], dtype=g.dtype), atol=1e-12, rtol=0)
+    assert ((g < 0).sum(dim=1) <= 1).all()
+
+
+@FAST
+@given(n=st.integers(2, 30), d=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_knn_typicality_is_positive_and_highest_in_the_dense_part(n: int, d: int, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.cat([torch.randn(n, d, generator=g, dtype=torch.float64) * 0.01, torch.full((1, d), 100.0, dtype=torch.float64)])
+    k = min(3, n)
+    typ = ops.knn_typicality(x, k)
+    assert torch.isfinite(typ).all() and (typ > 0).all()
+    assert int(torch.argmin(typ)) == n  # the outlier is the least typical
+
+
 def test_every_op_is_covered() -> None:
     covered = {"kcenter_greedy", "kcenter_greedy_distributed", "min_distances", "lsh_density", "knn_density", "jenks_breaks", "jenks_labels",
-               "kmeans", "with_bias", "cross_entropy_logit_grad", "representer_alpha", "representer_values", "ibal_scores"}
+               "kmeans", "with_bias", "cross_entropy_logit_grad", "representer_alpha", "representer_values", "ibal_scores",
+               "symmetric_kl", "symkl_kcenter", "badge_kmeanspp", "gradient_factors", "knn_typicality"}
     assert set(ops.__all__) <= covered, f"add property tests for {sorted(set(ops.__all__) - covered)}"
