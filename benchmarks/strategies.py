@@ -223,6 +223,9 @@ def _table(rows: list[dict[str, Any]], header: str) -> str:
         note = [f"outputs: {', '.join(r.get('outputs', [])) or 'none'}"]
         if "error" in p:
             note.append(f"peer: {p['error']}")
+        if r["strategy"].split(":")[0] in ("bald", "batchbald"):
+            note.append(f"selection includes the {MC_SAMPLES} MC-dropout passes over the pool (not cached, so inference shows 0); "
+                        "the peer gets those probabilities precomputed")
         lines.append(
             f"| {r['strategy']} | {r['inference_s']:.2f} | {r['selection_s']:.2f} | {r['total_s']:.2f} | {r['peak_mib']:.0f} | "
             f"{r['peak_mib'] - r['hwm_before_mib']:.0f} | {p.get('name', '')} | {ps} | {pm} | "
