@@ -46,3 +46,7 @@ def test_aubc_table_by_hand() -> None:
     # seed 0: (0.6 + 0.8) / 2 = 0.70 -> 70.00; seed 1: (0.7 + 0.9) / 2 = 0.80 -> 80.00; mean 75, CI 12.706 * 7.071 / sqrt(2) = 63.53
     assert "| a | 75.00 | 63.53 | 70.00, 80.00 |" in table
     assert np.isclose(12.706 * np.std([70.0, 80.0], ddof=1) / math.sqrt(2), 63.53, atol=0.01)
+
+
+def test_aubc_table_one_run_has_no_interval() -> None:
+    assert "| a | 70.00 | n/a (1 run) | 70.00 |" in aubc_table({"a": [_history(0, [0.5, 0.7, 0.9])]})

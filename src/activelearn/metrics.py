@@ -81,5 +81,6 @@ def aubc_table(runs: Mapping[str, Sequence[Any]], *, metric: str = "accuracy", x
         n = min(len(h) for h in hs)
         per = [aubc(h.column(x)[:n], h.metric(metric)[:n]) * scale for h in hs]
         mean, half = mean_ci(per)
-        rows.append(f"| {name} | {mean:.2f} | {half:.2f} | {', '.join(f'{v:.2f}' for v in per)} |")
+        ci = f"{half:.2f}" if len(per) > 1 else "n/a (1 run)"  # one run has no spread to estimate
+        rows.append(f"| {name} | {mean:.2f} | {ci} | {', '.join(f'{v:.2f}' for v in per)} |")
     return "\n".join(rows)
