@@ -106,7 +106,7 @@ def test_strategy_ranks_by_its_criterion(criterion: str) -> None:
     assert set(picks.tolist()) == set(unl[np.lexsort((unl, -score))[:10]].tolist())
 
 
-@pytest.mark.parametrize("name", ["entropy", "least_confidence", "margin"])
+@pytest.mark.parametrize("name", ["entropy", "least_confidence", "margin", "badge", "cdal"])
 def test_softmax_strategies_refuse_the_prototype_head(name: str) -> None:
     s = make_setup("ncenet")
     with pytest.raises(ValueError, match="bentropy"):

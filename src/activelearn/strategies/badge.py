@@ -6,9 +6,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 
-from ..exceptions import InvalidInputError
 from ..ops.badge import badge_kmeanspp
-from .base import Strategy, one_of, optional_int, positive_int
+from .base import Strategy, one_of, optional_int, positive_int, require_softmax
 from .registry import register
 
 if TYPE_CHECKING:
@@ -70,11 +69,7 @@ class BADGE(Strategy):
         self.seed = seed
 
     def select(self, model: "ALModel", pools: "Pools", budget: int) -> np.ndarray:
-        if not model.probs_sum_to_one:
-            raise InvalidInputError(
-                "'badge' needs softmax class probabilities (the cross-entropy gradient), but the attached head "
-                f"{getattr(model.head_extension, 'name', '?')!r} gives independent per-class scores; use a softmax head"
-            )
+        require_softmax(model, "badge")  # the gradient embedding is that of the softmax cross-entropy
         unlabeled = pools.unlabeled
         out = model.outputs(pools, unlabeled, ["probs", "embeddings"])
         picks = badge_kmeanspp(

@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import numpy as np
 import torch
 
-from ..exceptions import InvalidInputError
 from ..mc_dropout import bald_scores, entropy_nats, require_dropout
-from .base import ScoreStrategy, positive_int
+from .base import ScoreStrategy, positive_int, require_softmax
 from .registry import register
 
 if TYPE_CHECKING:
@@ -42,11 +41,7 @@ def mc_log_probs(
     """``U x S x C`` MC-dropout log-probabilities of ``indices``, computed ``chunk`` rows at a time."""
     name = strategy.name or type(strategy).__name__
     require_dropout(model, f"{name!r}")
-    if not model.probs_sum_to_one:
-        raise InvalidInputError(
-            f"{name!r} needs class probabilities that sum to one (a softmax head), but the attached head gives "
-            "independent per-class scores (e.g. NCE-Net); use it without such a head"
-        )
+    require_softmax(model, name)
     seed = int(strategy.rng(pools, 2).integers(0, 2**62))
     parts = [
         model.mc_outputs(pools, indices[a : a + chunk], n_samples, seed=seed)["log_probs"].double()

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ..model import ALModel, ModelExtension
     from ..pools import Pools
 
-__all__ = ["Strategy", "ScoreStrategy", "check_budget", "optional_int", "positive_int", "one_of", "a_bool", "predicted_in_task"]
+__all__ = ["Strategy", "ScoreStrategy", "check_budget", "optional_int", "positive_int", "one_of", "a_bool", "predicted_in_task", "require_softmax"]
 
 
 def check_budget(budget: Any) -> int:
@@ -62,6 +62,17 @@ def predicted_in_task(model: "ALModel", pools: "Pools", indices: np.ndarray) -> 
         )
     p = model.outputs(pools, indices, "open_probs")["open_probs"]
     return (p.argmax(dim=1) != p.shape[1] - 1).cpu().numpy()
+
+
+def require_softmax(model: "ALModel", who: str) -> None:
+    """Refuse a head whose class scores do not sum to one (e.g. NCE-Net's prototypes), saying how to fix it."""
+    if not model.probs_sum_to_one:
+        head = model.head_extension
+        raise InvalidInputError(
+            f"{who!r} needs class probabilities that sum to one (a softmax head), but the attached head "
+            f"{getattr(head, 'name', '?')!r} gives independent per-class scores (e.g. NCE-Net); use a softmax head, "
+            "or 'bentropy' / 'ncenet' (rejection, confusion) with such a head"
+        )
 
 
 def one_of(*choices: str) -> Callable[[str, Any], None]:

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import numpy as np
 import torch
 
-from ..exceptions import InvalidInputError
-from .base import ScoreStrategy, Strategy, a_bool, optional_int, predicted_in_task
+from .base import ScoreStrategy, Strategy, a_bool, optional_int, predicted_in_task, require_softmax
 from .registry import register
 
 if TYPE_CHECKING:
@@ -55,13 +54,8 @@ class _ProbabilityScore(ScoreStrategy):
     needs_softmax: ClassVar[bool] = True
 
     def score(self, model: "ALModel", pools: "Pools", indices: np.ndarray) -> np.ndarray:
-        if self.needs_softmax and not model.probs_sum_to_one:
-            head = model.head_extension
-            raise InvalidInputError(
-                f"{self.name or type(self).__name__!r} needs class probabilities that sum to one (a softmax head), but the "
-                f"attached head {getattr(head, 'name', '?')!r} gives independent per-class scores (e.g. NCE-Net); "
-                "use 'bentropy' or 'ncenet' (rejection/confusion) with such a head"
-            )
+        if self.needs_softmax:
+            require_softmax(model, self.name or type(self).__name__)
         return self.score_probs(probabilities(model, pools, indices)).cpu().numpy()
 
     def score_probs(self, p: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract-like

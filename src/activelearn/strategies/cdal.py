@@ -6,9 +6,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 
-from ..exceptions import InvalidInputError
 from ..ops.symkl import symkl_kcenter
-from .base import Strategy, optional_int, positive_int
+from .base import Strategy, optional_int, positive_int, require_softmax
 from .registry import register
 
 if TYPE_CHECKING:
@@ -67,12 +66,7 @@ class CDAL(Strategy):
         self.seed = seed
 
     def select(self, model: "ALModel", pools: "Pools", budget: int) -> np.ndarray:
-        if not model.probs_sum_to_one:
-            raise InvalidInputError(
-                "'cdal' compares class-probability vectors with a KL divergence, but the attached head "
-                f"{getattr(model.head_extension, 'name', '?')!r} gives per-class scores that do not sum to one; "
-                "use a softmax head"
-            )
+        require_softmax(model, "cdal")  # a KL divergence compares probability vectors
         unlabeled, labeled = pools.unlabeled, pools.labeled
         idx = np.concatenate([unlabeled, labeled])
         is_center = np.zeros(idx.size, dtype=bool)
