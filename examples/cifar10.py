@@ -123,11 +123,10 @@ def training(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def backbone_for(name: str, dropout: float) -> str:
-    """``resnet18``, with dropout before the final layer when asked or when the strategy needs MC dropout."""
-    needs = "+" not in name and getattr(strategies.get_class(parse_label(name)[0]), "needs_dropout", False)
-    p = dropout if dropout > 0 else (0.5 if needs else 0.0)
-    return f"resnet18:dropout={p}" if p > 0 else "resnet18"
+def backbone_for(dropout: float) -> str | None:
+    """``resnet18`` with dropout before its final layer when ``--dropout`` asks for it; otherwise the preset's
+    backbone, to which ``make_loop`` adds dropout 0.5 for strategies that need MC dropout."""
+    return f"resnet18:dropout={dropout}" if dropout > 0 else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             aux = [AuxiliaryHead()] if PROTOCOLS[args.protocol]["aux_head"] else []
             loop = make_loop(bundle, strategy, config=config, initial=args.initial, budget=args.budget, cycles=args.cycles, seed=seed,
                              device=args.device, progress=False, out_dir=Path(args.out) / args.protocol / name / f"seed{seed}",
-                             backbone=backbone_for(name, args.dropout), extensions=aux,
+                             backbone=backbone_for(args.dropout), extensions=aux,
                              strategy_params={**strategy_params(strategy, args.subset_size), **params})
             loop.callbacks.append(SelectionAnalyzer())
             h = loop.run()

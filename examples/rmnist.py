@@ -13,7 +13,8 @@ Table 2 rows, and each strategy's mean subset information and diversity from
 :class:`activelearn.analysis.SelectionAnalyzer`) and ``learning_curves.png``.
 The default list adds the baselines the papers compare against (CDAL, the DACS
 paper's strongest diversity baseline; BALD, BADGE, VAAL); ``bald`` and
-``batchbald`` train the MLP with dropout 0.5 (they need MC dropout).
+``batchbald`` train the MLP with dropout 0.5 (they need MC dropout; ``make_loop``
+adds it, and dropout has no weights, so the initial weights stay the others').
 Any registered or combined name works, e.g. the model-changing strategies
 ``learning_loss``, ``ncenet``, ``dacs+learning_loss``, ``dacs+ncenet``, and
 parameters follow a colon (``dacs:cross_group=True``).
@@ -42,7 +43,7 @@ from pathlib import Path
 
 import torch
 
-from activelearn import datasets, strategies
+from activelearn import datasets
 from activelearn.analysis import SelectionAnalyzer, selection_table
 from activelearn.configs import preset
 from activelearn.experiment import make_loop, parse_label
@@ -62,13 +63,6 @@ PAPER = {
     "paper: LL + DACS": [85.7, 90.1, 91.4, 93.4, 93.7, 94.6, 95.5, 96.1, 96.6, 97.0],
     "paper: NCE + DACS": [87.6, 91.3, 93.3, 94.8, 95.7, 95.8, 96.2, 96.3, 96.6, 96.8],
 }
-
-
-def backbone_for(name: str) -> str:
-    """The paper's MLP; with dropout 0.5 before its final layer for MC-dropout strategies (``bald``,
-    ``batchbald``). Dropout has no weights, so the initial weights stay those of every other strategy."""
-    needs = "+" not in name and getattr(strategies.get_class(parse_label(name)[0]), "needs_dropout", False)
-    return "mlp:dropout=0.5" if needs else "mlp"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -140,7 +134,6 @@ def main(argv: list[str] | None = None) -> None:
                 strategy, params = parse_label(name)
                 loop = make_loop(
                     data, strategy, strategy_params=params, config=config, seed=seed, initial=args.initial, budget=args.budget,
-                    backbone=backbone_for(name),
                     cycles=cycles, device=args.device, out_dir=sub, progress=False,
                     extensions=[] if args.no_aux_head else [AuxiliaryHead(scale=args.aux_scale)],
                 )
