@@ -20,6 +20,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from activelearn.history import History, comparison_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,12 +83,67 @@ def rmnist_paired() -> str:
     return "\n".join(rows)
 
 
+IBAL_NAMES = ["random", "entropy", "entropy_d", "d_only", "ibal", "ibal_d"]
+IBAL_PAIRS = [("ibal_d", "random"), ("ibal_d", "entropy"), ("ibal_d", "entropy_d"), ("ibal_d", "d_only"),
+              ("ibal_d", "ibal"), ("ibal", "random"), ("entropy_d", "entropy"), ("d_only", "random")]
+
+
+def _ibal_runs() -> dict[str, list[History]]:
+    runs = load_runs(RESULTS / "ibal_synthetic", IBAL_NAMES)
+    if not runs:
+        raise FileNotFoundError(f"no committed runs under {RESULTS / 'ibal_synthetic'}")
+    return runs
+
+
+def ibal_accuracy() -> str:
+    """Test accuracy per labeled-set size, mean ± std over seeds (docs/results/ibal_synthetic)."""
+    return comparison_table(_ibal_runs(), metric="accuracy")
+
+
+def ibal_balanced() -> str:
+    """Balanced accuracy (mean per-class recall) per labeled-set size, mean ± std over seeds."""
+    return comparison_table(_ibal_runs(), metric="balanced_accuracy")
+
+
+def ibal_paired() -> str:
+    """Paired per-seed differences (points) of balanced accuracy: mean over cycles 1..end, and last cycle."""
+    runs = {n: {h.meta["seed"]: h for h in hs} for n, hs in _ibal_runs().items()}
+    seeds = sorted(runs["random"])
+    head = "| difference | measure | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | std | seeds > 0 |"
+    rows = [head, "|---|---|" + "---:|" * (len(seeds) + 3)]
+    for a, b in IBAL_PAIRS:
+        for label, pick in (("mean over cycles", lambda m: float(np.mean(m[1:]))), ("last cycle", lambda m: float(m[-1]))):
+            d = np.array([100 * (pick(runs[a][s].metric("balanced_accuracy")) - pick(runs[b][s].metric("balanced_accuracy"))) for s in seeds])
+            cells = [f"{round(v, 1) + 0.0:+.1f}" for v in d]
+            rows.append(f"| {a} - {b} | {label} | " + " | ".join(cells)
+                        + f" | {round(d.mean(), 2) + 0.0:+.2f} | {d.std():.2f} | {int((d > 0).sum())} of {len(d)} |")
+    return "\n".join(rows)
+
+
+def ibal_picks() -> str:
+    """What each strategy picked: labels per class at the end, share of minority picks, confidence of picks vs pool."""
+    runs = _ibal_runs()
+    rows = ["| strategy | labeled class 0 / 1 / 2 at the end (mean) | picks from class 2 (minority), % | mean max-prob of picks | of the unlabeled pool |",
+            "|---|---:|---:|---:|---:|"]
+    for name, hs in runs.items():
+        last = [np.mean([h.records[-1].extra[f"labeled_class{c}"] for h in hs]) for c in range(3)]
+        picks = np.array([[np.nansum(h.column(f"pick_class{c}")) for c in range(3)] for h in hs]).sum(0)
+        conf = np.nanmean([np.nanmean(h.column("pick_conf")) for h in hs])
+        pool = np.nanmean([np.nanmean(h.column("pool_conf")) for h in hs])
+        rows.append(f"| {name} | {last[0]:.1f} / {last[1]:.1f} / {last[2]:.1f} | {100 * picks[2] / picks.sum():.1f} | {conf:.3f} | {pool:.3f} |")
+    return "\n".join(rows)
+
+
 #: (page relative to docs/results, table id) -> builder
 TABLES: dict[tuple[str, str], Callable[[], str]] = {
     ("rmnist.md", "rmnist-cdal"): rmnist_cdal,
     ("rmnist.md", "rmnist-cdal-seeds"): rmnist_cdal_seeds,
     ("rmnist.md", "rmnist-rerun"): rmnist_rerun,
     ("rmnist.md", "rmnist-paired"): rmnist_paired,
+    ("ibal_synthetic.md", "ibal-accuracy"): ibal_accuracy,
+    ("ibal_synthetic.md", "ibal-balanced"): ibal_balanced,
+    ("ibal_synthetic.md", "ibal-paired"): ibal_paired,
+    ("ibal_synthetic.md", "ibal-picks"): ibal_picks,
 }
 
 
