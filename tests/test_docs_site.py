@@ -65,8 +65,14 @@ def test_parameters_and_defaults_come_from_the_constructor(pages):
         for p in inspect.signature(cls.__init__).parameters.values():
             if p.name != "self" and p.kind == p.KEYWORD_ONLY:
                 assert f"| `{p.name}` | `{p.default!r}` |" in pages[f"strategies/{n}.md"], (n, p.name)
-    # descriptions come from the numpydoc Parameters section
-    assert "Distance (the paper uses Euclidean)." in page
+
+
+def test_parameter_descriptions_come_from_the_numpydoc_section() -> None:
+    pytest.importorskip("griffe")  # the [docs] extra's docstring parser
+    page = hooks.strategy_page("coreset", META)
+    assert "| `metric` | `'euclidean'` | Distance (the paper uses Euclidean). |" in page
+    # "ae_epochs, ae_batch_size, ae_lr : ..." documents three parameters at once
+    assert "| `ae_lr` | `0.001` | Autoencoder training (Adam, MSE), once per pool. |" in hooks.strategy_page("ibal_d", META)
 
 
 def test_needs_are_read_from_the_class(pages):
@@ -103,3 +109,8 @@ def test_api_pages_cover_the_public_modules(pages):
         if not path.stem.startswith("_"):
             assert f"::: activelearn.{path.stem}" in pages[f"api/{path.stem}.md"]
     assert "::: activelearn.strategies.badge" in pages["api/strategies.md"]
+
+
+def test_sphinx_roles_in_docstrings_render_as_code() -> None:
+    html = "see :class:<code>~activelearn.callbacks.HistoryFiles</code> and :func:<code>activelearn.ops.kmeans</code>"
+    assert hooks.on_page_content(html, None, None, None) == "see <code>HistoryFiles</code> and <code>activelearn.ops.kmeans</code>"

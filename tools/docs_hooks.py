@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -228,6 +229,19 @@ def on_files(files: Any, config: Any) -> Any:
     for path, text in generated_pages().items():
         files.append(File.generated(config, path, content=text))
     return files
+
+
+_ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|attr|data|exc|obj):<code>(~?)([^<]*)</code>")
+
+
+def _strip_role(match: re.Match[str]) -> str:
+    target = match.group(2)
+    return f"<code>{target.rsplit('.', 1)[-1] if match.group(1) else target}</code>"
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """Show the docstrings' Sphinx roles (``:class:`~a.B```) as code (``B``), as Sphinx would."""
+    return _ROLE.sub(_strip_role, html)
 
 
 if __name__ == "__main__":
