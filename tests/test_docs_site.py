@@ -114,3 +114,13 @@ def test_api_pages_cover_the_public_modules(pages):
 def test_sphinx_roles_in_docstrings_render_as_code() -> None:
     html = "see :class:<code>~activelearn.callbacks.HistoryFiles</code> and :func:<code>activelearn.ops.kmeans</code>"
     assert hooks.on_page_content(html, None, None, None) == "see <code>HistoryFiles</code> and <code>activelearn.ops.kmeans</code>"
+
+
+def test_every_page_is_in_the_navigation(pages) -> None:
+    yaml = pytest.importorskip("yaml")
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    nav = set(hooks._nav_paths(hooks.on_config(config)["nav"]))
+    docs = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
+    missing = sorted((docs | set(pages)) - nav)
+    assert not missing, f"pages missing from the site's navigation: {missing}"
+    assert "strategies/dacs.md" in nav and "results/rmnist.md" in nav and "api/loggers.md" in nav

@@ -13,7 +13,9 @@ At every ``mkdocs build`` this hook adds, without writing them to ``docs/``:
 * ``api/<module>.md`` for every public module of ``src/activelearn``
   (mkdocstrings renders the docstrings);
 
-and puts them into the navigation under "Strategies" and "API reference".
+and puts them into the navigation under "Strategies" and "API reference"; the
+"Results" section lists every ``docs/results/*.md``, and a ``docs/*.md`` page
+missing from the navigation joins "Guides".
 ``python tools/docs_hooks.py OUT`` writes the same pages to ``OUT`` to read
 them without mkdocs.  ``tests/test_docs_site.py`` checks that every registered
 strategy gets a page.
@@ -219,7 +221,31 @@ def on_config(config: Any) -> Any:
             item["Strategies"] = _nav_for(strat, "strategies/index.md")
         if isinstance(item, dict) and "API reference" in item:
             item["API reference"] = [{Path(p).stem: p} for p in api]
+        if isinstance(item, dict) and "Results" in item:  # every results page, so a new one is never left out
+            item["Results"] = [{_title(p): f"results/{p.name}"} for p in sorted((ROOT / "docs" / "results").glob("*.md"))]
+    listed = set(_nav_paths(config["nav"] or []))
+    for item in config["nav"] or []:
+        if isinstance(item, dict) and isinstance(item.get("Guides"), list):  # a new docs/*.md page joins the guides
+            item["Guides"] += [{_title(p): p.name} for p in sorted((ROOT / "docs").glob("*.md")) if p.name not in listed]
     return config
+
+
+def _nav_paths(nav: Any) -> list[str]:
+    if isinstance(nav, str):
+        return [nav]
+    if isinstance(nav, dict):
+        return [p for v in nav.values() for p in _nav_paths(v)]
+    if isinstance(nav, list):
+        return [p for v in nav for p in _nav_paths(v)]
+    return []
+
+
+def _title(path: Path) -> str:
+    """A page's first heading without its parenthetical (the sidebar's title)."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            return re.sub(r"\s*\([^)]*\)", "", line[2:]).strip()
+    return path.stem
 
 
 def on_files(files: Any, config: Any) -> Any:
