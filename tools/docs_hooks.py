@@ -108,7 +108,7 @@ def strategy_page(name: str, meta: dict[str, dict[str, Any]] | None = None) -> s
         needs.append("- MC dropout: the backbone must have dropout layers.")
     if entry["needs"]:
         needs.append(f"- Also: {entry['needs']}.")
-    results = [f"- [{Path(page).stem}](../{page}): {text}" for page, text in entry["results"]] or ["No reproduction yet."]
+    results = [f"- [{_title(ROOT / 'docs' / page)}](../{page}): {text}" for page, text in entry["results"]] or ["No reproduction yet."]
     lines = [
         f"# `{name}`",
         "",
@@ -142,7 +142,7 @@ def strategy_page(name: str, meta: dict[str, dict[str, Any]] | None = None) -> s
         f'strategy = al.strategies.get("{name}", seed=0)',
         "```",
         "",
-        f"Command line: `activelearn run --dataset digits --strategy {name} --out results/{name}`.",
+        f"Command line, on the bundled digits (`activelearn list` shows the datasets): `activelearn run --dataset digits --strategy {name} --out results/{name}`.",
         "",
     ]
     return "\n".join(lines)
