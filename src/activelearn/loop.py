@@ -37,6 +37,7 @@ from . import checkpoint as ckpt
 from . import distributed as dist_helpers
 from ._validation import as_index_array, check_nonnegative_int, check_positive_int
 from .callbacks import Callback, Checkpointer, ClusterBooks, HistoryFiles, OpenSetBooks, Progress, as_callback, open_set_books
+from .loggers import CSVLogger
 from .determinism import deterministic_mode
 from .environment import run_environment
 from .exceptions import CheckpointError, InvalidInputError, InvalidParameterError, OracleError
@@ -176,7 +177,7 @@ class ActiveLoop:
         self.recipe: dict[str, Any] | None = None
         self.pending: dict[str, Any] | None = None
         self._first: list[Callback] = [OpenSetBooks(), ClusterBooks()]  # before the user's callbacks
-        self._last: list[Callback] = [HistoryFiles(), Checkpointer(), Progress()]  # after them: they save what the others wrote
+        self._last: list[Callback] = [HistoryFiles(), CSVLogger(cycles=None), Checkpointer(), Progress()]  # after them: they save what the others wrote (CSVLogger: <out_dir>/epochs.csv)
         self.initial = _initial_indices(initial, pools.n, self.seed)
         self.history = History(meta={
             "strategy": strategy.name or type(strategy).__name__,
