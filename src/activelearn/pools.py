@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass
+from collections.abc import Iterator
 from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
 
 from ._validation import as_index_array
+from .dataio import EVAL_SEED, iter_batches, read_items
 from .exceptions import InvalidInputError
 
 __all__ = ["Answer", "Annotation", "Pools", "DECLINED"]
@@ -98,11 +100,22 @@ class Pools:
         Decides the dtype of stored labels.
     num_classes : int, optional
         Classes of the task, used to validate labels given by an oracle.
+    num_workers : int
+        Worker processes reading a Dataset pool (a :class:`torch.utils.data.DataLoader`
+        per read of more than one batch and per training epoch; 0 reads in this
+        process).  Ignored for a tensor pool.
+    pin_memory : bool
+        Page-locked batches from a Dataset pool (faster copies to a GPU).
 
     Notes
     -----
     ``cycle`` is set by the loop; strategies may read it (e.g. to seed
     per-cycle randomness).
+
+    A Dataset's random augmentations are reproducible (:mod:`activelearn.dataio`):
+    :meth:`inputs` reads every item under one fixed seed (scoring is
+    deterministic), :meth:`batches` under the seed it is given (the trainer
+    passes one per epoch).
     """
 
     def __init__(
@@ -111,7 +124,11 @@ class Pools:
         *,
         task: Literal["classification", "regression"] = "classification",
         num_classes: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
     ) -> None:
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise InvalidInputError(f"num_workers must be an int >= 0, got {num_workers!r}")
         if task not in ("classification", "regression"):
             raise InvalidInputError(f"task must be 'classification' or 'regression', got {task!r}")
         n = len(inputs)  # type: ignore[arg-type]
@@ -124,6 +141,8 @@ class Pools:
                     bad = int((~torch.isfinite(inputs.reshape(n, -1))).any(dim=1).sum())
                     raise InvalidInputError(f"pool inputs hold NaN or Inf in {bad} sample(s); clean or drop them first")
         self._inputs = inputs
+        self.num_workers = num_workers
+        self.pin_memory = bool(pin_memory)
         self.task = task
         self.num_classes = num_classes
         self.n = int(n)
@@ -222,9 +241,17 @@ class Pools:
         idx = np.ascontiguousarray(indices, dtype=np.int64)
         if isinstance(self._inputs, torch.Tensor):
             return self._inputs[torch.from_numpy(idx)]
-        items = [self._inputs[int(i)] for i in idx]
-        items = [it[0] if isinstance(it, (tuple, list)) else it for it in items]
-        return torch.stack([torch.as_tensor(it) for it in items])
+        return read_items(self._inputs, idx, num_workers=self.num_workers, pin_memory=self.pin_memory)
+
+    def batches(self, index_batches: Sequence[np.ndarray], *, seed: int = EVAL_SEED) -> Iterator[torch.Tensor]:
+        """The inputs of each index batch, in order (one DataLoader over them for a Dataset pool).
+
+        ``seed`` seeds a Dataset's own random augmentations (item by item, see
+        :mod:`activelearn.dataio`); a tensor pool ignores it.
+        """
+        if isinstance(self._inputs, torch.Tensor):
+            return (self._inputs[torch.from_numpy(np.ascontiguousarray(b, dtype=np.int64))] for b in index_batches)
+        return iter_batches(self._inputs, index_batches, seed=seed, num_workers=self.num_workers, pin_memory=self.pin_memory)
 
     # ---------------------------------------------------------------- updates
     def record(self, answers: Sequence[Answer], *, cycle: int | None = None) -> list[Annotation]:

@@ -188,24 +188,15 @@ class Trainer:
                 progress = epoch / c.epochs
                 perm = torch.randperm(n, generator=gen).numpy()
                 total, count = 0.0, 0.0
-                for s in range(0, n, c.batch_size):
-                    part = perm[s : s + c.batch_size]
-                    if c.drop_last and part.size < c.batch_size and n > c.batch_size:
-                        break
-                    if part.size == 1 and n > 1 and has_batchnorm:
-                        continue  # batch-norm cannot train on a single sample
-                    weight = 1.0
-                    if sharded:
-                        part, weight = _rank_piece(part, has_batchnorm)
-                        if part.size == 0:  # nothing here this step: still take part in the gradient sum
-                            opt.zero_grad(set_to_none=True)
-                            scaler.scale(torch.zeros((), device=model.device))  # sets up the scale if unused so far
-                            _apply_step(opt, scaler, params, clip, sharded)  # same sync and clip as the ranks that trained
-                            continue
-                    x = pools.inputs(idx[part])
-                    if self.transform is not None:
-                        x = _augment(self.transform, x, aug_gen)
-                    x = x.to(model.device, non_blocking=True)
+                plan = [_rank_piece(p, has_batchnorm) if sharded else (p, 1.0) for p in _epoch_parts(perm, c, has_batchnorm)]
+                reader = pools.batches([idx[p] for p, _ in plan if p.size], seed=_epoch_seed(c.seed, cycle, epoch))
+                for part, weight in plan:
+                    if part.size == 0:  # nothing here this step: still take part in the gradient sum
+                        opt.zero_grad(set_to_none=True)
+                        scaler.scale(torch.zeros((), device=model.device))  # sets up the scale if unused so far
+                        _apply_step(opt, scaler, params, clip, sharded)  # same sync and clip as the ranks that trained
+                        continue
+                    x = _augment(self.transform, next(reader), aug_gen, model.device)
                     y = y_all[torch.from_numpy(part)].to(model.device)
                     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
                     with ctx:
@@ -291,9 +282,7 @@ class _UnlabeledBatches:
             a, b = D.shard_range(rows.size)
             rows = rows[a:b]
         x = self.pools.inputs(rows)
-        if transform is not None and len(x):
-            x = _augment(transform, x, self.aug_gen)
-        return rows, x.to(device, non_blocking=True)
+        return rows, _augment(transform, x, self.aug_gen, device) if len(x) else x.to(device)
 
 
 def _apply_step(
@@ -313,8 +302,39 @@ def _apply_step(
     scaler.update()
 
 
-def _augment(transform: Callable[..., torch.Tensor], x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """``transform`` per sample, given ``generator=gen`` when it takes one (then it never draws from the global RNG)."""
+def _epoch_parts(perm: np.ndarray, c: TrainConfig, has_batchnorm: bool) -> list[np.ndarray]:
+    """The epoch's batches of positions: ``drop_last`` drops a short last batch, batch-norm skips a single sample."""
+    n, bs = perm.size, c.batch_size
+    parts = [perm[s : s + bs] for s in range(0, n, bs)]
+    if parts and c.drop_last and parts[-1].size < bs and n > bs:
+        parts.pop()
+    if has_batchnorm and n > 1:
+        parts = [p for p in parts if p.size != 1]  # batch-norm cannot train on a single sample
+    return parts
+
+
+def _epoch_seed(seed: int, cycle: int, epoch: int) -> int:
+    """Seed of a Dataset pool's own augmentations in one epoch (the tensor path ignores it)."""
+    return int(np.random.SeedSequence([int(seed), int(cycle), int(epoch), 0xDA7A]).generate_state(1)[0])
+
+
+def _augment(transform: Callable[..., torch.Tensor] | None, x: torch.Tensor, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """The batch on ``device``, augmented by ``transform`` when there is one.
+
+    A transform with ``batched = True`` (e.g. :class:`activelearn.augment.RandomCropFlip`)
+    is called once on the whole batch after the copy to ``device`` (augmentation
+    on the GPU when training there); any other transform is called per sample on
+    the host, given ``generator=gen`` when it takes one (then it never draws
+    from the global RNG).
+    """
+    if transform is None:
+        return x.to(device, non_blocking=True)
+    if getattr(transform, "batched", False):
+        return transform(x.to(device, non_blocking=True), generator=gen)
+    return _per_sample(transform, x, gen).to(device, non_blocking=True)
+
+
+def _per_sample(transform: Callable[..., torch.Tensor], x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     try:
         takes_gen = "generator" in inspect.signature(transform).parameters
     except (TypeError, ValueError):  # builtins and some C callables have no signature
