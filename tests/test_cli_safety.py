@@ -234,7 +234,9 @@ def test_second_writer_thread_is_refused_and_the_first_finishes_intact(tmp_path:
         with pytest.raises(OutputLockedError, match="is in use"):
             compare("digits", ["random"], out_dir=out, **API)
         assert main(["run", "--strategy", "entropy", *RUN, "--out", str(out)]) == 2
-        assert "is in use" in capsys.readouterr().err
+        assert f"{out} already holds the checkpoint of a run" in capsys.readouterr().err
+        assert main(["compare", "--strategies", "entropy", *RUN, "--out", str(out)]) == 2
+        assert f"the output folder {out.resolve()} is in use: another thread" in capsys.readouterr().err
         assert (out / "checkpoint.pt").read_bytes() == ckpt_before  # the refused writers wrote nothing
     finally:
         release.set()

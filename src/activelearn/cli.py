@@ -251,9 +251,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .experiment import compare  # heavy imports only when running
+    from .experiment import check_comparison, compare  # heavy imports only when running
 
     names, seeds = _names(args.strategies), _seeds(args.seeds)
+    kwargs = _kwargs(args)
+    check_comparison(names, seeds, kwargs["strategy_params"])  # before the lock creates --out
     out = Path(args.out) if args.out else None
     with output_lock(out):
         held = [checkpoint_path(out / n / f"seed{s}") for n in names for s in seeds] if out is not None else []
@@ -261,7 +263,7 @@ def _compare(args: argparse.Namespace) -> int:
             raise InvalidParameterError(
                 f"{out} already holds results of a comparison ({next(p for p in held if p.exists())}); choose another --out"
             )
-        runs = compare(args.dataset, names, seeds=seeds, out_dir=out, **_kwargs(args))
+        runs = compare(args.dataset, names, seeds=seeds, out_dir=out, **kwargs)
         if D.is_main_process():  # every rank ran; rank 0 reports and writes
             _report_comparison(args.dataset, runs, seeds, out)
     return 0
@@ -298,27 +300,35 @@ def _run(args: argparse.Namespace) -> int:
     if "+" not in args.strategy:
         strategies.get_class(args.strategy)
     out = Path(args.out) if args.out else None
+    _refuse_existing_run(out)  # before any work
+    oracle_kwargs = {}
+    if args.oracle == "file":
+        oracle_kwargs = {"oracle": "file", "oracle_dir": str(Path(args.oracle_dir).resolve()) if args.oracle_dir else None, "oracle_timeout": args.oracle_timeout}
+    loop = make_loop(args.dataset, args.strategy, seed=args.seed, out_dir=out, **oracle_kwargs, **_kwargs(args))  # checks everything, writes nothing
+    if loop.recipe is not None:
+        loop.recipe["plugins"] = [plugin_reference(p) for p in args.plugin]
     with output_lock(out):  # held from the check to the end: a second writer cannot slip in between
-        if out is not None and checkpoint_path(out).exists():
-            raise InvalidParameterError(
-                f"{out} already holds the checkpoint of a run; continue it with `activelearn run --resume {out}` "
-                "or choose another --out"
-            )
+        _refuse_existing_run(out)
         D.barrier()  # every rank has checked --out before rank 0 writes into it
-        oracle_kwargs = {}
-        if args.oracle == "file":
-            oracle_kwargs = {"oracle": "file", "oracle_dir": str(Path(args.oracle_dir).resolve()) if args.oracle_dir else None, "oracle_timeout": args.oracle_timeout}
-        loop = make_loop(args.dataset, args.strategy, seed=args.seed, out_dir=out, **oracle_kwargs, **_kwargs(args))
-        if loop.recipe is not None:
-            loop.recipe["plugins"] = [plugin_reference(p) for p in args.plugin]
         history = loop.run()
     return _report_run(f"{args.strategy} on {args.dataset} (seed {args.seed})", history, out)
+
+
+def _refuse_existing_run(out: Path | None) -> None:
+    if out is not None and checkpoint_path(out).exists():
+        raise InvalidParameterError(
+            f"{out} already holds the checkpoint of a run; continue it with `activelearn run --resume {out}` "
+            "or choose another --out"
+        )
 
 
 def _resume(args: argparse.Namespace) -> int:
     from .experiment import resume, run_settings
 
     out = Path(args.resume)
+    out = out.parent if out.is_file() else out  # --resume DIR/checkpoint.pt works too
+    if not checkpoint_path(out).is_file():
+        load_checkpoint(out)  # raises, saying where it looked (before the lock creates anything)
     with output_lock(out):
         state = load_checkpoint(out)
         if not state.get("recipe"):

@@ -34,7 +34,7 @@ from .pools import Pools
 from .strategies.base import Strategy
 from .trainer import TrainConfig, Trainer
 
-__all__ = ["make_loop", "run_experiment", "compare", "loop_from_recipe", "resume", "run_settings", "parse_label"]
+__all__ = ["make_loop", "run_experiment", "compare", "loop_from_recipe", "resume", "run_settings", "check_comparison", "parse_label"]
 
 _PLAIN = (int, float, str, bool, type(None))
 
@@ -463,14 +463,11 @@ def compare(
     OutputLockedError
         If another process or thread is writing to ``out_dir``.
     """
-    _check_unique("strategy names", strategy_names)
-    _check_unique("seeds", seeds)
+    check_comparison(strategy_names, seeds, kwargs.get("strategy_params"))
     if isinstance(data, str):
         config = kwargs.pop("config", None) or preset(data)
         data = datasets.load(data, **{**config.dataset_kwargs, **kwargs.pop("data_kwargs", {})})
         kwargs["config"] = config
-    for name in strategy_names:  # every name and parameter checked before the first run writes anything
-        _strategy(name, 0, kwargs.get("strategy_params"))
     runs: dict[str, list[History]] = {}
     with output_lock(out_dir):
         for name in strategy_names:
@@ -478,6 +475,20 @@ def compare(
                 sub = Path(out_dir) / name / f"seed{seed}" if out_dir is not None else None
                 runs.setdefault(name, []).append(run_experiment(data, name, seed=seed, out_dir=sub, **kwargs))
     return runs
+
+
+def check_comparison(strategy_names: Sequence[str], seeds: Sequence[int], strategy_params: dict[str, Any] | None = None) -> None:
+    """What :func:`compare` checks before anything runs: names and seeds unique, every strategy buildable.
+
+    Raises
+    ------
+    InvalidParameterError, UnknownStrategyError
+        On a repeated or unknown name, a repeated seed, or a bad parameter.
+    """
+    _check_unique("strategy names", strategy_names)
+    _check_unique("seeds", seeds)
+    for name in strategy_names:
+        _strategy(name, 0, strategy_params)
 
 
 def _check_unique(what: str, values: Sequence[Any]) -> None:
