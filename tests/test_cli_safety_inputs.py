@@ -102,6 +102,15 @@ def test_cli_compare_refuses_an_out_that_holds_a_comparison(tmp_path: Path, caps
     assert (out / "random" / "seed0" / "checkpoint.pt").read_bytes() == before
 
 
+def test_refused_input_creates_no_output_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--resume", str(tmp_path / "typo")]) == 2
+    assert f"no checkpoint at {tmp_path / 'typo' / 'checkpoint.pt'}" in capsys.readouterr().err
+    assert main(["run", "--strategy", "coreset", "--param", "metric=nope", *RUN, "--out", str(tmp_path / "run")]) == 2
+    assert main(["compare", "--strategies", "coreset", "--param", "metric=nope", *RUN, "--out", str(tmp_path / "cmp")]) == 2
+    assert main(["run", "--strategy", "random", "--dataset", "no_such_set", *RUN[2:], "--out", str(tmp_path / "ds")]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 # --------------------------------------------------------- disk and signals
 def _no_space(*_args: object) -> None:
     raise OSError(errno.ENOSPC, "No space left on device")
