@@ -109,6 +109,9 @@ def test_refused_input_creates_no_output_folder(tmp_path: Path, capsys: pytest.C
     assert main(["compare", "--strategies", "coreset", "--param", "metric=nope", *RUN, "--out", str(tmp_path / "cmp")]) == 2
     assert main(["run", "--strategy", "random", "--dataset", "no_such_set", *RUN[2:], "--out", str(tmp_path / "ds")]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    assert main(["run", "--resume", str(tmp_path / "notes.txt")]) == 2
+    assert f"--resume expects a run's folder (or its checkpoint.pt), got the file {tmp_path / 'notes.txt'}" in capsys.readouterr().err
 
 
 # --------------------------------------------------------- disk and signals

@@ -35,7 +35,7 @@ from typing import Any, Sequence
 
 from . import __version__, datasets, strategies
 from . import distributed as D
-from .checkpoint import checkpoint_path, load_checkpoint
+from .checkpoint import CHECKPOINT_NAME, checkpoint_path, load_checkpoint
 from .configs import preset, with_epochs
 from .exceptions import ActiveLearnError, AnswersPending, CheckpointError, InvalidParameterError
 from .history import History, comparison_table, plot_curves
@@ -326,7 +326,10 @@ def _resume(args: argparse.Namespace) -> int:
     from .experiment import resume, run_settings
 
     out = Path(args.resume)
-    out = out.parent if out.is_file() else out  # --resume DIR/checkpoint.pt works too
+    if out.is_file():  # --resume DIR/checkpoint.pt works too
+        if out.name != CHECKPOINT_NAME:
+            raise CheckpointError(f"--resume expects a run's folder (or its {CHECKPOINT_NAME}), got the file {out}")
+        out = out.parent
     if not checkpoint_path(out).is_file():
         load_checkpoint(out)  # raises, saying where it looked (before the lock creates anything)
     with output_lock(out):
