@@ -11,8 +11,8 @@ never deleted, which would race with a newcomer) but nobody holds it.
 
 The lock is re-entrant within one thread (``compare`` holds the folder of the
 comparison while each run holds its own sub-folder; the CLI holds ``--out``
-while it checks the folder and runs), and taken by the main process only under
-``torchrun`` (the other ranks never write).  After taking it, temporary files
+while it checks the folder and runs), and taken by rank 0 only under
+``torchrun`` (the other ranks never write; a refusal raises on every rank).  After taking it, temporary files
 left by dead writers are removed
 (:func:`activelearn.checkpoint.remove_stale_tmp`).
 
@@ -125,7 +125,9 @@ def _warn_no_lock() -> None:
 def output_lock(folder: str | os.PathLike[str] | None) -> Iterator[None]:
     """Hold the exclusive lock of ``folder`` for the duration of the ``with`` block.
 
-    ``None`` (no output folder) and non-main ``torchrun`` ranks lock nothing.
+    ``None`` (no output folder) locks nothing.  Under ``torchrun`` every rank
+    must enter at the same point: rank 0 takes the lock, and if it is refused
+    every rank raises.
 
     Raises
     ------
@@ -134,7 +136,7 @@ def output_lock(folder: str | os.PathLike[str] | None) -> Iterator[None]:
     OutputWriteError
         If the folder cannot be created or written (read-only, no permission).
     """
-    if folder is None or not D.is_main_process():
+    if folder is None:
         yield
         return
     if fcntl is None:  # pragma: no cover - Windows
@@ -142,10 +144,12 @@ def output_lock(folder: str | os.PathLike[str] | None) -> Iterator[None]:
         yield
         return
     path = Path(folder).resolve()
-    took = _enter(path)
+    # rank 0 locks (None elsewhere); a refusal raises on every rank, so none waits in a later collective
+    took = D.on_main_process(_enter, path)
     try:
         if took:
             remove_stale_tmp(path)
         yield
     finally:
-        _leave(path)
+        if took is not None:
+            _leave(path)
