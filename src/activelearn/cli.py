@@ -362,7 +362,7 @@ def _cli_settings(args: argparse.Namespace) -> dict[str, Any]:
 def _resume_overrides(args: argparse.Namespace, saved: dict[str, Any], out: Path) -> dict[str, Any]:
     """What the command line changes in a resumed run: conflicts refused, safe changes returned (and said on stderr)."""
     mine = _cli_settings(args)
-    changed = [k for k in (*_FIXED_ON_RESUME, *_SAFE_ON_RESUME) if k in args.given and mine[k] != saved.get(k)]
+    changed = [k for k in (*_FIXED_ON_RESUME, *_SAFE_ON_RESUME) if k in getattr(args, "given", set()) and mine[k] != saved.get(k)]
     conflicts = [f"--{k.replace('_', '-')} {mine[k]!r} (the run has {saved.get(k)!r})" for k in changed if k in _FIXED_ON_RESUME]
     if conflicts:
         raise InvalidParameterError(
