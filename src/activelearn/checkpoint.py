@@ -32,10 +32,12 @@ code.  Loading the state into a loop is the loop's job
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import random
+import re
 import time
 import warnings
 from pathlib import Path
@@ -44,7 +46,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from .exceptions import CheckpointError
+from .exceptions import CheckpointError, OutputWriteError
 from .history import to_plain
 
 
@@ -69,6 +71,7 @@ __all__ = [
     "to_plain",
     "upgrade_v1",
     "load_checkpoint",
+    "remove_stale_tmp",
     "restore_checkpoint",
 ]
 
@@ -80,26 +83,91 @@ STAGES = ("initial", "selected", "answered", "cycle")
 
 # ----------------------------------------------------------------- atomic I/O
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: temporary file, fsync, rename, fsync the folder."""
+    """Write ``data`` to ``path`` atomically: temporary file, fsync, rename, fsync the folder.
+
+    The temporary file is ``.<name>.<pid>.tmp`` next to ``path``; it is removed
+    when the write fails or is interrupted (Ctrl-C), so ``path`` keeps its
+    previous content.  One left by a killed process is removed by
+    :func:`remove_stale_tmp`.
+
+    Raises
+    ------
+    OutputWriteError
+        If the folder cannot be written (read-only file system, full disk, no
+        permission); ``path`` is unchanged.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    try:  # make the rename itself durable (not supported on every platform)
-        fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:  # Ctrl-C included: drop the partial file
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputWriteError(
+                f"cannot write {path}: {exc.strerror or exc}; the previous file is unchanged. "
+                "Free disk space or choose a writable output folder (--out)"
+            ) from exc
+        raise
+    _fsync_folder(path.parent)
+    return path
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (not supported on every platform)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
     except OSError:
-        return path
+        return
     try:
         os.fsync(fd)
     except OSError:
         pass
     finally:
         os.close(fd)
-    return path
+
+
+_TMP_NAME = re.compile(r"^\..+\.(\d+)\.tmp$")
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process (or a number no process can have: left alone)
+    return True
+
+
+def remove_stale_tmp(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files (``.<name>.<pid>.tmp``) that dead processes left in ``folder``.
+
+    :func:`atomic_write_bytes` names its temporary file after the writer's
+    process id; a process killed in the middle of a write leaves it behind.
+    Only files whose process no longer exists are removed (a live writer's file
+    is kept).  On Windows, where signal 0 cannot probe a process, nothing is
+    removed.  Returns the removed paths.
+    """
+    folder = Path(folder)
+    if os.name == "nt" or not folder.is_dir():
+        return []
+    removed = []
+    for entry in folder.iterdir():
+        match = _TMP_NAME.match(entry.name)
+        if match and entry.is_file() and not _pid_alive(int(match.group(1))):
+            try:
+                entry.unlink()
+            except OSError:
+                continue  # already gone, or not ours to remove: leave it
+            removed.append(entry)
+    return removed
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

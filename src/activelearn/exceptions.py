@@ -19,6 +19,8 @@ __all__ = [
     "CheckpointError",
     "AnswersPending",
     "AnswersInvalid",
+    "OutputLockedError",
+    "OutputWriteError",
 ]
 
 
@@ -67,3 +69,11 @@ class AnswersPending(OracleError):
 
 class AnswersInvalid(OracleError):
     """An answers file names unknown or duplicate indices, bad labels, or misses answers."""
+
+
+class OutputLockedError(ActiveLearnError, RuntimeError):
+    """Another process (or thread) is writing to the same output folder."""
+
+
+class OutputWriteError(ActiveLearnError, OSError):
+    """The output folder cannot be written (read-only, full disk, no permission)."""

@@ -44,6 +44,7 @@ from .exceptions import CheckpointError, InvalidInputError, InvalidParameterErro
 from .history import CycleRecord, History
 from .model import ALModel
 from .oracle import Oracle, Query, StatefulOracle
+from .outlock import output_lock
 from .pools import DECLINED, Annotation, Pools
 from .selection import validate_selection
 from .strategies.base import Strategy
@@ -387,7 +388,7 @@ class ActiveLoop:
     def run(self) -> History:
         """Run every remaining cycle and return the History."""
         deterministic = self.deterministic if self.deterministic is not None else self.model.device.type == "cpu"
-        with deterministic_mode(deterministic):
+        with output_lock(self.out_dir), deterministic_mode(deterministic):  # one writer per out_dir
             return self._run()
 
     def _run(self) -> History:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..exceptions import InvalidInputError, InvalidParameterError
+from ..exceptions import DatasetNotFoundError, InvalidInputError, InvalidParameterError
 from .base import DatasetBundle, candidate_roots, default_download_root, find_root, raise_not_found
 
 __all__ = ["cifar10", "RandomCropFlip", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR10_FILES"]
@@ -140,6 +140,20 @@ def _normalise(images: np.ndarray) -> torch.Tensor:
     return x.sub_(mean).div_(std)
 
 
+def _download(root: str | os.PathLike[str] | None) -> Path:
+    """Download CIFAR-10 through torchvision; returns the folder of its batches."""
+    from torchvision.datasets import CIFAR10  # lazy: only needed to download
+
+    dl_root = default_download_root("cifar10", root)
+    dl_root.mkdir(parents=True, exist_ok=True)
+    try:
+        CIFAR10(str(dl_root), train=True, download=True)
+        CIFAR10(str(dl_root), train=False, download=True)
+    except (RuntimeError, OSError) as exc:  # no internet, a mirror down, a full disk
+        raise DatasetNotFoundError(f"downloading CIFAR-10 into {dl_root} failed ({exc}); check the connection, or put the batches there") from exc
+    return dl_root / _BATCH_DIR
+
+
 def cifar10(
     root: str | os.PathLike[str] | None = None,
     *,
@@ -203,13 +217,7 @@ def cifar10(
                 [f"{_BATCH_DIR}/{f}" for f in CIFAR10_FILES],
                 subdir="cifar10",
             )
-        from torchvision.datasets import CIFAR10  # lazy: only needed to download
-
-        dl_root = default_download_root("cifar10", root)
-        dl_root.mkdir(parents=True, exist_ok=True)
-        CIFAR10(str(dl_root), train=True, download=True)
-        CIFAR10(str(dl_root), train=False, download=True)
-        found = dl_root / _BATCH_DIR
+        found = _download(root)
         if not _has_batches(found):
             raise_not_found("CIFAR-10", [found], list(CIFAR10_FILES), subdir="cifar10")
 

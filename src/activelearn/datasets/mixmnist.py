@@ -186,6 +186,7 @@ def mix_mnist(
     cache_dir: str | os.PathLike[str] | None = None,
     notmnist_root: str | os.PathLike[str] | None = None,
     recipe: dict | None = None,
+    download: bool = False,
 ) -> DatasetBundle:
     """The MixMNIST open-set pool: MNIST digits (in task), ambiguous digits and notMNIST letters (not in task).
 
@@ -211,6 +212,9 @@ def mix_mnist(
     recipe : dict, optional
         Keyword arguments for :func:`ambiguous_digits` (``vae_epochs``,
         ``clf_epochs``, ``latent``...), part of the cache key.
+    download : bool, default False
+        Download the MNIST digits through torchvision when no folder holds them
+        (notMNIST cannot be downloaded).
 
     Returns
     -------
@@ -226,7 +230,7 @@ def mix_mnist(
     for name, v in (("n_in_task", n_in_task), ("n_ambiguous", n_ambiguous), ("n_ood", n_ood)):
         check_nonnegative_int(name, v)
     check_positive_int("n_in_task", n_in_task)
-    tr_img, tr_lab, te_img, te_lab, source = _load_raw_mnist(root, False)
+    tr_img, tr_lab, te_img, te_lab, source = _load_raw_mnist(root, bool(download))
     if n_in_task > len(tr_img):
         raise InvalidParameterError(f"n_in_task={n_in_task} exceeds the {len(tr_img)} MNIST training digits")
     letters_img, letters = notmnist(notmnist_root)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..exceptions import InvalidInputError, InvalidParameterError
+from ..exceptions import DatasetNotFoundError, InvalidInputError, InvalidParameterError
 from .base import (
     DatasetBundle,
     candidate_roots,
@@ -111,8 +111,11 @@ def _load_raw_mnist(
 
     dl_root = default_download_root("mnist", root)
     dl_root.mkdir(parents=True, exist_ok=True)
-    train = MNIST(str(dl_root), train=True, download=True)
-    test = MNIST(str(dl_root), train=False, download=True)
+    try:
+        train = MNIST(str(dl_root), train=True, download=True)
+        test = MNIST(str(dl_root), train=False, download=True)
+    except (RuntimeError, OSError) as exc:  # no internet, a mirror down, a full disk
+        raise DatasetNotFoundError(f"downloading MNIST into {dl_root} failed ({exc}); check the connection, or put the idx files there") from exc
     return (
         torch.as_tensor(train.data, dtype=torch.uint8),
         torch.as_tensor(train.targets, dtype=torch.int64),

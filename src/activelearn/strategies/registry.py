@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence, TypeVar
 from ..exceptions import InvalidParameterError, UnknownStrategyError
 from .base import Strategy
 
-__all__ = ["register", "available", "get", "get_class", "describe", "load_plugins"]
+__all__ = ["register", "available", "get", "get_class", "describe", "load_plugins", "plugin_reference"]
 
 _REGISTRY: dict[str, type[Strategy]] = {}
 #: builders for names that are not classes, e.g. "dacs+entropy" (name pattern -> factory)
@@ -123,33 +123,68 @@ def describe(name: str) -> str:
     return f"{what} (needs: {'; '.join(needs) or 'nothing from the model'})"
 
 
+def plugin_reference(plugin: str) -> str:
+    """How a plugin is recorded in a run's recipe: a file as its absolute path, a module by its dotted name.
+
+    An absolute path keeps a resumed run working from any working directory.
+    """
+    path = Path(plugin)
+    if path.suffix == ".py" or path.exists():
+        return str(path.resolve())
+    return plugin
+
+
+def _import_file(plugin: str, path: Path) -> None:
+    if not path.is_file():
+        raise InvalidParameterError(f"--plugin {plugin!r}: no such file (pass a .py file or an importable module name)")
+    spec = importlib.util.spec_from_file_location(f"activelearn_plugin_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise InvalidParameterError(f"--plugin {plugin!r}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the plugin's own error, reported as bad input
+        del sys.modules[spec.name]
+        raise InvalidParameterError(f"--plugin {plugin!r} failed to import: {type(exc).__name__}: {exc}; fix the file") from exc
+
+
+def _import_module(plugin: str) -> None:
+    try:
+        importlib.import_module(plugin)
+    except ModuleNotFoundError as exc:
+        raise InvalidParameterError(f"--plugin {plugin!r}: no such file or importable module ({exc}); pass a .py file or a module on sys.path") from exc
+    except Exception as exc:  # the plugin's own error, reported as bad input
+        raise InvalidParameterError(f"--plugin {plugin!r} failed to import: {type(exc).__name__}: {exc}; fix the module") from exc
+
+
 def load_plugins(plugins: Sequence[str]) -> None:
     """Import user modules that register strategies, then every installed entry point.
+
+    Importing a plugin **executes its code**, with the rights of the caller:
+    pass only files you trust.  Nothing is imported on a checkpoint's say-so
+    (:func:`activelearn.experiment.resume` imports the plugins its recipe names
+    only with ``trust_plugins=True``).
 
     Parameters
     ----------
     plugins : sequence of str
-        Each a ``.py`` file path (or any existing path) or a dotted module name;
-        the ``activelearn run --plugin`` option and a checkpoint's recipe pass theirs here.
+        Each a ``.py`` file path (or any existing path) or a dotted module name
+        (the ``activelearn run --plugin`` option passes its values here).
         Packages exposing the ``activelearn.strategies`` entry point are loaded too.
 
     Raises
     ------
     InvalidParameterError
-        If a plugin that names a file does not exist.
+        If a plugin that names a file does not exist, a module cannot be found,
+        or the plugin's code fails while importing (syntax error, missing
+        import, any exception); the message names the plugin and the error.
     """
     for plugin in plugins:
         path = Path(plugin)
         if path.suffix == ".py" or path.exists():
-            if not path.is_file():
-                raise InvalidParameterError(f"--plugin {plugin!r}: no such file (pass a .py file or an importable module name)")
-            spec = importlib.util.spec_from_file_location(f"activelearn_plugin_{path.stem}", path)
-            if spec is None or spec.loader is None:
-                raise InvalidParameterError(f"--plugin {plugin!r}: cannot be imported as a Python module")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
+            _import_file(plugin, path)
         else:
-            importlib.import_module(plugin)
+            _import_module(plugin)
     for ep in metadata.entry_points(group="activelearn.strategies"):
         ep.load()
