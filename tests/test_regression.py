@@ -89,7 +89,7 @@ def test_integral_float_class_labels_become_ints() -> None:
     entries = pools.record([Answer(0, 2.0), Answer(1, np.float64(1.0)), Answer(2, np.int64(0))])
     assert [e.label for e in entries] == [2, 1, 0] and all(type(e.label) is int for e in entries)
     assert pools.labels.tolist() == [2, 1, 0] and pools.labels.dtype == np.int64
-    with pytest.raises(InvalidInputError, match="outside 0..2"):
+    with pytest.raises(InvalidInputError, match=r"outside 0\.\.2"):
         pools.record([Answer(3, 3.0)])
     with pytest.raises(InvalidInputError, match="NaN or infinite"):
         pools.record([Answer(3, float("nan"))])

@@ -152,16 +152,17 @@ def _main(args: argparse.Namespace) -> int:
         for name, hs in runs.items():
             print(f"\n{name} (seed {seeds[0]})")
             print(hs[0].table())
-        table = comparison_table(runs)
-        summary = aubc_table(runs)
-        print(f"\nTest accuracy (%) by labeled-set size, mean ± std over seeds {seeds}:\n{table}")
-        print(f"\nArea under the budget curve (AUBC, accuracy %), mean and 95% confidence half-width over seeds:\n{summary}")
+        metric, what, scale, digits = _summary_metric(runs[names[0]][0])
+        table = comparison_table(runs, metric=metric, scale=scale, digits=digits)
+        summary = aubc_table(runs, metric=metric, scale=scale)
+        print(f"\nTest {what} by labeled-set size, mean ± std over seeds {seeds}:\n{table}")
+        print(f"\nArea under the budget curve (AUBC, {what}), mean and 95% confidence half-width over seeds:\n{summary}")
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             (out / "comparison.md").write_text(
                 f"# {args.dataset}: {', '.join(names)} (seeds {seeds})\n\n"
-                f"Test accuracy (%) by labeled-set size, mean ± std over seeds:\n\n{table}\n\n"
-                f"Area under the budget curve (AUBC, accuracy %), mean and 95% confidence half-width over seeds:\n\n{summary}\n"
+                f"Test {what} by labeled-set size, mean ± std over seeds:\n\n{table}\n\n"
+                f"Area under the budget curve (AUBC, {what}), mean and 95% confidence half-width over seeds:\n\n{summary}\n"
             )
             try:
                 plot_curves(runs, out / "learning_curves.png")
@@ -175,6 +176,13 @@ def _main(args: argparse.Namespace) -> int:
     except ActiveLearnError as exc:
         print(f"activelearn: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _summary_metric(history: Any) -> tuple[str, str, float, int]:
+    """What a comparison reports: accuracy in % (classification) or the test MSE (regression); name, label, scale, decimals."""
+    if "accuracy" in history.records[0].metrics:
+        return "accuracy", "accuracy (%)", 100.0, 1
+    return "mse", "MSE", 1.0, 3
 
 
 def _run(args: argparse.Namespace, out: Path | None) -> int:

@@ -86,9 +86,14 @@ def _checked_targets(targets: np.ndarray | torch.Tensor | Sequence[float], num_c
         raise InvalidInputError(f"targets must be numbers, got dtype {t.dtype}")
     if t.dtype.kind == "f" and not np.isfinite(t).all():
         raise InvalidInputError("targets hold NaN or Inf; clean them first")
-    if num_classes is not None and t.size and (t.min() < 0 or t.max() >= num_classes or (t.dtype.kind == "f" and (t != np.round(t)).any())):
+    if num_classes is not None and t.size and not _class_indices(t, num_classes):
         raise InvalidInputError(f"targets must be class indices in 0..{num_classes - 1}, got values {t.min()}..{t.max()}")
     return t
+
+
+def _class_indices(t: np.ndarray, num_classes: int) -> bool:
+    """Whether every target is an integral value in ``0 .. num_classes - 1``."""
+    return bool(t.min() >= 0 and t.max() < num_classes and (t.dtype.kind != "f" or (t == np.round(t)).all()))
 
 
 class SimulatedOracle:

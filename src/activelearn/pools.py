@@ -350,20 +350,25 @@ def _clean_label(a: Answer, task: str, num_classes: int | None) -> int | float |
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise InvalidInputError(f"{what} is NaN or infinite; give a finite label")
     if task == "classification":
-        if arr.ndim != 0 or (arr.dtype.kind == "f" and arr != np.round(arr)):
-            raise InvalidInputError(
-                f"{what}: classification needs an integer class index, got {type(a.label).__name__} {a.label!r}; "
-                "give integer labels, or build the pools (and model, dataset) with task='regression' for real-valued targets"
-            )
-        value = int(arr)
-        if num_classes is not None and not 0 <= value < num_classes:
-            raise InvalidInputError(f"{what} is outside 0..{num_classes - 1}")
-        return value
+        return _class_label(arr, what, type(a.label).__name__, num_classes)
     if arr.ndim == 0:
         return float(arr)
     if arr.ndim != 1 or arr.size == 0:
         raise InvalidInputError(f"{what}: a regression label is a number or a 1-D sequence of d numbers, got shape {arr.shape}")
     return tuple(float(v) for v in arr)
+
+
+def _class_label(arr: np.ndarray, what: str, kind: str, num_classes: int | None) -> int:
+    """A class index from a checked numeric label: integral values only, inside ``0 .. num_classes - 1``."""
+    if arr.ndim != 0 or (arr.dtype.kind == "f" and arr != np.round(arr)):
+        raise InvalidInputError(
+            f"{what}: classification needs an integer class index, got {kind}; "
+            "give integer labels, or build the pools (and model, dataset) with task='regression' for real-valued targets"
+        )
+    value = int(arr)
+    if num_classes is not None and not 0 <= value < num_classes:
+        raise InvalidInputError(f"{what} is outside 0..{num_classes - 1}")
+    return value
 
 
 def _check_label_widths(labels: list[Any], width: int | None) -> None:
