@@ -227,3 +227,15 @@ def test_installed_package_lists_only_folders_that_mean_something(tmp_path: Path
     assert str(fake_root.parent / "shared") not in msg  # <site-packages>/../../shared/data: never a real place
     assert str(tmp_path / "data" / "mnist") in msg
     assert "--download" in msg and "download=True" in msg and "--data-root" in msg
+
+
+def test_multi_output_labels_survive_a_checkpoint(tmp_path: Path) -> None:
+    bundle = _linear_bundle(d_out=3)
+    kwargs = dict(initial=30, budget=30, cycles=2, progress=False, device="cpu", train=TrainConfig(epochs=2))
+    loop = make_loop(bundle, "coreset", out_dir=tmp_path, **kwargs)  # type: ignore[arg-type]
+    loop.run()
+    again = make_loop(bundle, "coreset", **kwargs)  # type: ignore[arg-type]
+    again.restore(tmp_path)
+    assert again.pools.labels.shape == (60, 3)
+    assert np.array_equal(again.pools.labels, loop.pools.labels)
+    assert np.allclose(again.pools.labels, bundle.train_y[loop.pools.labeled].numpy())
