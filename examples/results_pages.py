@@ -134,6 +134,30 @@ def ibal_picks() -> str:
     return "\n".join(rows)
 
 
+REGRESSION_STRATEGIES = ["random", "coreset", "dacs", "learning_loss", "dacs+learning_loss"]
+
+
+def regression_mse() -> str:
+    """Diabetes test MSE by labeled-set size, mean ± sample std over seeds, and the AUBC of MSE (docs/results/regression)."""
+    import numpy as np
+
+    from activelearn.metrics import aubc
+
+    runs = load_runs(RESULTS / "regression", REGRESSION_STRATEGIES)
+    if not runs:
+        raise FileNotFoundError(f"no committed runs under {RESULTS / 'regression'}")
+    first = next(iter(runs.values()))[0]
+    sizes = [str(r.n_labeled) for r in first.records]
+    rows = ["| strategy | " + " | ".join(sizes) + " | AUBC (lower is better) | seeds |", "|---|" + "---:|" * (len(sizes) + 1) + "---|"]
+    for name, hs in runs.items():
+        vals = np.array([h.metric("mse") for h in hs])
+        areas = np.array([aubc(h.column("n_labeled"), h.metric("mse")) for h in hs])
+        cells = [f"{m:.3f} ± {s:.3f}" for m, s in zip(vals.mean(0), vals.std(0, ddof=1))]
+        cells.append(f"{areas.mean():.3f} ± {areas.std(ddof=1):.3f}")
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {', '.join(str(h.meta['seed']) for h in hs)} |")
+    return "\n".join(rows)
+
+
 #: (page relative to docs/results, table id) -> builder
 TABLES: dict[tuple[str, str], Callable[[], str]] = {
     ("rmnist.md", "rmnist-cdal"): rmnist_cdal,
@@ -144,6 +168,7 @@ TABLES: dict[tuple[str, str], Callable[[], str]] = {
     ("ibal_synthetic.md", "ibal-balanced"): ibal_balanced,
     ("ibal_synthetic.md", "ibal-paired"): ibal_paired,
     ("ibal_synthetic.md", "ibal-picks"): ibal_picks,
+    ("regression.md", "regression-mse"): regression_mse,
 }
 
 

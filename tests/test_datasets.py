@@ -402,7 +402,7 @@ def test_random_crop_flip() -> None:
 
 # --------------------------------------------------------------------------- load / available
 def test_available_and_load() -> None:
-    assert D.available() == ["cifar10", "digits", "imbalanced_blobs", "mix_mnist", "mnist", "repeated_mnist"]
+    assert D.available() == ["cifar10", "diabetes", "digits", "imbalanced_blobs", "mix_mnist", "mnist", "repeated_mnist"]
     b = D.load("digits", seed=2)
     assert b.name == "digits" and torch.equal(b.train_y, D.digits(seed=2).train_y)
     assert D.load("Digits").name == "digits"

@@ -250,6 +250,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     return _resume(args) if args.resume else _run(args)
 
 
+def _summary_metric(history: Any) -> tuple[str, str, float, int]:
+    """What a comparison reports: accuracy in % (classification) or the test MSE (regression); name, label, scale, decimals."""
+    if "accuracy" in history.records[0].metrics:
+        return "accuracy", "accuracy (%)", 100.0, 1
+    return "mse", "MSE", 1.0, 3
+
+
 def _compare(args: argparse.Namespace) -> int:
     from .experiment import check_comparison, compare  # heavy imports only when running
 
@@ -273,17 +280,18 @@ def _report_comparison(dataset: str, runs: dict[str, list[History]], seeds: list
     for name, hs in runs.items():
         print(f"\n{name} (seed {seeds[0]})")
         print(hs[0].table())
-    table = comparison_table(runs)
-    summary = aubc_table(runs)
-    print(f"\nTest accuracy (%) by labeled-set size, mean ± std over seeds {seeds}:\n{table}")
-    print(f"\nArea under the budget curve (AUBC, accuracy %), mean and 95% confidence half-width over seeds:\n{summary}")
+    metric, what, scale, digits = _summary_metric(next(iter(runs.values()))[0])
+    table = comparison_table(runs, metric=metric, scale=scale, digits=digits)
+    summary = aubc_table(runs, metric=metric, scale=scale)
+    print(f"\nTest {what} by labeled-set size, mean ± std over seeds {seeds}:\n{table}")
+    print(f"\nArea under the budget curve (AUBC, {what}), mean and 95% confidence half-width over seeds:\n{summary}")
     if out is None:
         return
     out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.md").write_text(
         f"# {dataset}: {', '.join(runs)} (seeds {seeds})\n\n"
-        f"Test accuracy (%) by labeled-set size, mean ± std over seeds:\n\n{table}\n\n"
-        f"Area under the budget curve (AUBC, accuracy %), mean and 95% confidence half-width over seeds:\n\n{summary}\n"
+        f"Test {what} by labeled-set size, mean ± std over seeds:\n\n{table}\n\n"
+        f"Area under the budget curve (AUBC, {what}), mean and 95% confidence half-width over seeds:\n\n{summary}\n"
     )
     try:
         plot_curves(runs, out / "learning_curves.png")

@@ -51,6 +51,16 @@ PRESETS: dict[str, ExperimentConfig] = {
         cycles=10,
         source="IBAL paper's synthetic set; activelearn schedule",
     ),
+    # Regression (scikit-learn's bundled diabetes, standardised target): MSE chosen by the task (loss="auto"); schedule ours.
+    "diabetes": ExperimentConfig(
+        dataset="diabetes",
+        backbone="mlp:dropout=0.5",  # without dropout the 256-256 MLP overfits: test MSE rose with more labels
+        train=TrainConfig(epochs=50, batch_size=32, optimizer="adam", lr=3e-4, weight_decay=1e-4),
+        initial=20,
+        budget=20,
+        cycles=8,
+        source="activelearn default",
+    ),
     "mnist": ExperimentConfig(
         dataset="mnist",
         backbone="cnn",

@@ -136,7 +136,7 @@ class History:
 
 def _default_metric(h: History) -> str:
     keys = [k for r in h.records for k in r.metrics]
-    return "accuracy" if "accuracy" in keys or not keys else keys[0]
+    return next((k for k in ("accuracy", "mse") if k in keys), keys[0] if keys else "accuracy")
 
 
 def to_plain(obj: Any) -> Any:
@@ -154,8 +154,8 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"cannot serialise {type(o).__name__}")
 
 
-def comparison_table(runs: Mapping[str, Sequence[History]], *, metric: str = "accuracy", reference: Mapping[str, Sequence[float]] | None = None, scale: float = 100.0) -> str:
-    """Markdown table: one row per strategy, mean ± std over runs per cycle.
+def comparison_table(runs: Mapping[str, Sequence[History]], *, metric: str = "accuracy", reference: Mapping[str, Sequence[float]] | None = None, scale: float = 100.0, digits: int = 1) -> str:
+    """Markdown table: one row per strategy, mean ± std over runs per cycle (``digits`` decimals; 3 suit an MSE).
 
     ``reference`` adds rows of published numbers (e.g. a paper's table) beside ours.
     """
@@ -172,7 +172,7 @@ def comparison_table(runs: Mapping[str, Sequence[History]], *, metric: str = "ac
             vals[i, : len(m)] = m * scale
         mean = np.nanmean(vals, axis=0)
         std = np.nanstd(vals, axis=0)
-        cells = [f"{m:.1f}" + (f" ± {s:.1f}" if len(hs) > 1 else "") for m, s in zip(mean, std)]
+        cells = [f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if len(hs) > 1 else "") for m, s in zip(mean, std)]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     for name, ref in (reference or {}).items():
         cells = [f"{v:.1f}" for v in ref] + [""] * (n_cycles - len(ref))

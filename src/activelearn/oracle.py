@@ -72,13 +72,41 @@ class StatefulOracle(Oracle, Protocol):
         ...
 
 
+def _checked_targets(targets: np.ndarray | torch.Tensor | Sequence[float], num_classes: int | None) -> np.ndarray:
+    """Targets as a numpy array, refused when they are not ``(N,)`` or ``(N, d)`` finite real numbers."""
+    t = targets.detach().cpu().numpy() if isinstance(targets, torch.Tensor) else np.asarray(targets)
+    if t.ndim not in (1, 2) or (t.ndim == 2 and (t.dtype.kind != "f" or num_classes is not None)):
+        raise InvalidInputError(
+            f"targets must be 1-D (one per sample), or (N, d) floats for a d-output regression task, got shape {t.shape} "
+            f"(dtype {t.dtype}{', with num_classes' if num_classes is not None else ''})"
+        )
+    if t.dtype.kind == "b":
+        raise InvalidInputError("targets are bools; pass class indices (targets.astype(int)) or real-valued targets (floats)")
+    if t.dtype.kind not in "iuf":
+        raise InvalidInputError(f"targets must be numbers, got dtype {t.dtype}")
+    if t.dtype.kind == "f" and not np.isfinite(t).all():
+        raise InvalidInputError("targets hold NaN or Inf; clean them first")
+    if num_classes is not None and t.size and not _class_indices(t, num_classes):
+        raise InvalidInputError(f"targets must be class indices in 0..{num_classes - 1}, got values {t.min()}..{t.max()}")
+    return t
+
+
+def _class_indices(t: np.ndarray, num_classes: int) -> bool:
+    """Whether every target is an integral value in ``0 .. num_classes - 1``."""
+    return bool(t.min() >= 0 and t.max() < num_classes and (t.dtype.kind != "f" or (t == np.round(t)).all()))
+
+
 class SimulatedOracle:
     """An oracle over hidden ground truth, optionally noisy, with per-sample costs.
 
     Parameters
     ----------
     targets : array-like
-        The true label (or regression target) of every pool sample.
+        The true label (or regression target) of every pool sample: shape
+        ``(N,)``, or ``(N, d)`` floats for a ``d``-output regression task.
+        Bool targets are refused (convert them to class indices with
+        ``targets.astype(int)``); with ``num_classes`` the targets must be
+        class indices (floats with integral values are accepted as such).
     num_classes : int, optional
         Needed for label noise (a flipped label is drawn uniformly from the
         other classes) and to validate targets.
@@ -124,28 +152,22 @@ class SimulatedOracle:
         cluster_threshold: float = 0.8,
         cluster_cost: float = 1.0,
     ) -> None:
-        t = targets.detach().cpu().numpy() if isinstance(targets, torch.Tensor) else np.asarray(targets)
-        if t.ndim != 1:
-            raise InvalidInputError(f"targets must be 1-D (one per sample), got shape {t.shape}")
-        if t.dtype.kind == "f" and not np.isfinite(t).all():
-            raise InvalidInputError("targets hold NaN or Inf; clean them first")
+        t = _checked_targets(targets, num_classes)
         self.targets = t
         self.num_classes = num_classes
         self.noise_rate = check_fraction("noise_rate", noise_rate)
         if self.noise_rate > 0 and (num_classes is None or num_classes < 2):
             raise InvalidParameterError("noise_rate > 0 needs num_classes >= 2 to draw a wrong label")
-        if num_classes is not None and t.size and t.dtype.kind in "iuf" and (t.min() < 0 or t.max() >= num_classes or (t.dtype.kind == "f" and (t != np.round(t)).any())):
-            raise InvalidInputError(f"targets must be class indices in 0..{num_classes - 1}, got values {t.min()}..{t.max()}")
-        c = np.broadcast_to(np.asarray(cost, dtype=np.float64), t.shape).copy()
+        c = np.broadcast_to(np.asarray(cost, dtype=np.float64), t.shape[:1]).copy()
         if not np.isfinite(c).all() or (c < 0).any():
             raise InvalidParameterError("cost must be finite and >= 0 (one number or one per sample)")
         self.cost = c
         if in_task is None:
-            self.in_task = np.ones(t.shape, dtype=bool)
+            self.in_task = np.ones(t.shape[:1], dtype=bool)
         else:
             self.in_task = np.asarray(in_task, dtype=bool)
-            if self.in_task.shape != t.shape:
-                raise InvalidInputError(f"in_task must have shape {t.shape}, got {self.in_task.shape}")
+            if self.in_task.shape != t.shape[:1]:
+                raise InvalidInputError(f"in_task must have shape {t.shape[:1]}, got {self.in_task.shape}")
         self.seed = int(seed)
         self.cluster_threshold = check_fraction("cluster_threshold", cluster_threshold)
         if not np.isfinite(cluster_cost) or cluster_cost < 0:
@@ -166,8 +188,10 @@ class SimulatedOracle:
         self.n_queries = int(state["n_queries"])  # type: ignore[call-overload]
         self.asked = [int(i) for i in state["asked"]]  # type: ignore[attr-defined]
 
-    def _label(self, i: int) -> int | float:
+    def _label(self, i: int) -> int | float | tuple[float, ...]:
         y = self.targets[i]
+        if y.ndim:  # a multi-output regression target
+            return tuple(float(v) for v in y)
         if self.noise_rate == 0.0 or self.num_classes is None:
             return y.item()
         rng = np.random.default_rng([self.seed, i])

@@ -42,9 +42,13 @@ class Answer:
         interaction that labeled nobody (e.g. an expert who declines to label a
         proposed cluster): it is logged, counted as an interaction and its cost
         is charged, but no sample changes state.
-    label : int | float | None
+    label : int, float, sequence of float, or None
         The label given; ``None`` when the annotator declined (``in_task`` False,
-        or a declined cluster).
+        or a declined cluster).  Classification: a class index (an ``int``; a
+        float with an integral value such as ``2.0`` is read as that int; a
+        non-integral float such as ``0.3`` or a bool is refused, never rounded).
+        Regression: a finite number, or for a multi-output task a sequence of
+        ``d`` finite numbers (stored as a tuple); bools are refused.
     in_task : bool
         False when the annotator says the sample is not in the task (ambiguous or
         out-of-distribution): it leaves the unlabeled pool but is not trained on.
@@ -58,7 +62,7 @@ class Answer:
     """
 
     index: int
-    label: int | float | None
+    label: int | float | tuple[float, ...] | None
     in_task: bool = True
     cost: float = 1.0
     source: Source = "sample"
@@ -76,7 +80,7 @@ class Annotation:
 
     cycle: int
     index: int
-    label: int | float | None
+    label: int | float | tuple[float, ...] | None
     in_task: bool
     cost: float
     source: Source
@@ -150,6 +154,7 @@ class Pools:
         self.cycle = 0
         self._status = np.zeros(self.n, dtype=np.int8)
         self._labels = np.zeros(self.n, dtype=np.int64 if task == "classification" else np.float64)
+        self._label_width: int | None = None  # 0: scalar labels, d: d-output regression labels; None: none stored yet
         self._log: list[Annotation] = []
         self._next_interaction = 0
 
@@ -281,20 +286,15 @@ class Pools:
                 f"answers given for {seen.size} sample(s) already examined (e.g. index {int(seen[0])}); "
                 "a sample is never queried twice"
             )
+        clean = [_clean_label(a, self.task, self.num_classes) if a.in_task and a.index != DECLINED else a.label for a in answers]
+        _check_label_widths(clean, self._label_width)
         for a in answers:
-            if a.in_task and a.label is None:
-                raise InvalidInputError(f"in-task answer for index {a.index} has no label")
-            if a.in_task and self.task == "classification" and self.num_classes is not None:
-                if not (0 <= int(a.label) < self.num_classes):  # type: ignore[arg-type]
-                    raise InvalidInputError(
-                        f"label {a.label!r} for index {a.index} is outside 0..{self.num_classes - 1}"
-                    )
             if not np.isfinite(a.cost) or a.cost < 0:
                 raise InvalidInputError(f"answer cost must be a finite number >= 0, got {a.cost!r}")
         # assign interaction ids: -1 means "its own interaction"; shared ids are remapped
         remap: dict[int, int] = {}
         entries = []
-        for a in answers:
+        for a, label in zip(answers, clean):
             if a.interaction < 0:
                 inter = self._next_interaction
                 self._next_interaction += 1
@@ -303,18 +303,24 @@ class Pools:
                     remap[a.interaction] = self._next_interaction
                     self._next_interaction += 1
                 inter = remap[a.interaction]
-            label = a.label
             if a.index == DECLINED:
                 pass
             elif a.in_task:
                 self._status[a.index] = _LABELED
-                self._labels[a.index] = label  # type: ignore[assignment]
-                label = int(label) if self.task == "classification" else float(label)  # type: ignore[arg-type]
+                self._store_label(a.index, label)
             else:
                 self._status[a.index] = _REJECTED
             entries.append(Annotation(cycle, int(a.index), label, bool(a.in_task), float(a.cost), a.source, inter))
         self._log.extend(entries)
         return entries
+
+    def _store_label(self, index: int, label: Any) -> None:
+        """Write one checked label; the first one fixes the label width (d-output regression: an ``n x d`` array)."""
+        width = len(label) if isinstance(label, tuple) else 0
+        if self._label_width is None:
+            self._label_width = width
+            self._labels = np.zeros((self.n, width) if width else self.n, dtype=self._labels.dtype)
+        self._labels[index] = label
 
     # ----------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, Any]:
@@ -332,6 +338,7 @@ class Pools:
         if int(state["n"]) != self.n:
             raise InvalidInputError(f"saved pools have n={state['n']}, these have n={self.n}")
         self._status[:] = _UNLABELED
+        self._label_width = None
         self._log.clear()
         self._next_interaction = 0
         for entry in state["log"]:
@@ -340,9 +347,62 @@ class Pools:
                 pass
             elif a.in_task:
                 self._status[a.index] = _LABELED
-                self._labels[a.index] = a.label  # type: ignore[assignment]
+                self._store_label(a.index, tuple(a.label) if isinstance(a.label, (list, tuple)) else a.label)
             else:
                 self._status[a.index] = _REJECTED
             self._log.append(a)
             self._next_interaction = max(self._next_interaction, a.interaction + 1)
         self.cycle = int(state["cycle"])
+
+
+def _clean_label(a: Answer, task: str, num_classes: int | None) -> int | float | tuple[float, ...]:
+    """The label of an in-task answer as stored: an int class, a float, or a tuple of floats.
+
+    Classification takes ints, and floats with an integral value (``2.0 -> 2``);
+    it refuses non-integral floats (``0.3`` is never rounded to 0) and bools
+    (``True`` is more likely a mask or flag than class 1).  Regression takes a
+    finite number or a 1-D sequence of finite numbers (multi-output), never a bool.
+    """
+    if a.label is None:
+        raise InvalidInputError(f"in-task answer for index {a.index} has no label")
+    what = f"label {a.label!r} for index {a.index}"
+    try:
+        arr = np.asarray(a.label)
+    except (TypeError, ValueError) as exc:  # ragged sequences
+        raise InvalidInputError(f"{what} is not a number or a flat sequence of numbers ({exc})") from None
+    if arr.dtype.kind == "b":
+        raise InvalidInputError(f"{what} is a bool; give a class index as an int (int(label)) or a real target as a float")
+    if arr.dtype.kind not in "iuf":
+        raise InvalidInputError(f"{what} is not a number (dtype {arr.dtype}); give an int class index or a float target")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise InvalidInputError(f"{what} is NaN or infinite; give a finite label")
+    if task == "classification":
+        return _class_label(arr, what, type(a.label).__name__, num_classes)
+    if arr.ndim == 0:
+        return float(arr)
+    if arr.ndim != 1 or arr.size == 0:
+        raise InvalidInputError(f"{what}: a regression label is a number or a 1-D sequence of d numbers, got shape {arr.shape}")
+    return tuple(float(v) for v in arr)
+
+
+def _class_label(arr: np.ndarray, what: str, kind: str, num_classes: int | None) -> int:
+    """A class index from a checked numeric label: integral values only, inside ``0 .. num_classes - 1``."""
+    if arr.ndim != 0 or (arr.dtype.kind == "f" and arr != np.round(arr)):
+        raise InvalidInputError(
+            f"{what}: classification needs an integer class index, got {kind}; "
+            "give integer labels, or build the pools (and model, dataset) with task='regression' for real-valued targets"
+        )
+    value = int(arr)
+    if num_classes is not None and not 0 <= value < num_classes:
+        raise InvalidInputError(f"{what} is outside 0..{num_classes - 1}")
+    return value
+
+
+def _check_label_widths(labels: list[Any], width: int | None) -> None:
+    """Refuse a mix of scalar and vector labels, or vectors of other lengths, across all answers so far."""
+    widths = {len(v) if isinstance(v, tuple) else 0 for v in labels if v is not None}
+    if width is not None:
+        widths.add(width)
+    if len(widths) > 1:
+        shown = ", ".join("scalars" if w == 0 else f"{w}-vectors" for w in sorted(widths))
+        raise InvalidInputError(f"labels must all have one shape (a scalar, or d outputs for every sample); got {shown}")

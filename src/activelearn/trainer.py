@@ -23,7 +23,7 @@ from .exceptions import InvalidInputError, InvalidParameterError
 from .model import ALModel, StepContext
 from .pools import Pools
 
-__all__ = ["TrainConfig", "Trainer", "evaluate"]
+__all__ = ["TrainConfig", "Trainer", "evaluate", "resolve_loss"]
 
 
 @dataclass
@@ -38,7 +38,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # L2 penalty / decoupled decay for AdamW
     milestones: tuple[int, ...] = ()  # epochs at which the LR is multiplied by gamma
     gamma: float = 0.1  # LR decay factor at each milestone
-    loss: Literal["cross_entropy", "mse"] = "cross_entropy"  # main loss (mse for regression)
+    loss: Literal["auto", "cross_entropy", "mse"] = "auto"  # main loss; "auto": the model's task decides (cross-entropy for classification, MSE for regression)
     from_scratch: bool = True  # re-initialise the model before each cycle (else continue training)
     amp: bool = True  # mixed precision on CUDA (ignored on CPU)
     drop_last: bool = False  # drop a last incomplete batch
@@ -51,8 +51,8 @@ class TrainConfig:
         check_positive_int("batch_size", self.batch_size)
         if self.optimizer not in ("sgd", "adam", "adamw"):
             raise InvalidParameterError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {self.optimizer!r}")
-        if self.loss not in ("cross_entropy", "mse"):
-            raise InvalidParameterError(f"loss must be 'cross_entropy' or 'mse', got {self.loss!r}")
+        if self.loss not in ("auto", "cross_entropy", "mse"):
+            raise InvalidParameterError(f"loss must be 'auto', 'cross_entropy' or 'mse', got {self.loss!r}")
         if not (self.lr > 0):
             raise InvalidParameterError(f"lr must be > 0, got {self.lr!r}")
         if self.grad_clip is not None and (isinstance(self.grad_clip, bool) or not self.grad_clip > 0):
@@ -70,8 +70,21 @@ class TrainConfig:
         return TrainConfig(**data)
 
 
-def _main_loss(config: TrainConfig, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if config.loss == "cross_entropy":
+def resolve_loss(loss: str, task: str) -> str:
+    """The main loss of a task: ``"auto"`` becomes cross-entropy for classification, MSE for regression.
+
+    Cross-entropy on a regression task is refused: with targets in [0, 1) it is
+    exactly 0 (the targets truncate to class 0 of a one-output head) and nothing learns.
+    """
+    if loss == "auto":
+        return "cross_entropy" if task == "classification" else "mse"
+    if loss == "cross_entropy" and task == "regression":
+        raise InvalidParameterError("loss='cross_entropy' needs class targets but the task is regression; use loss='mse' or 'auto'")
+    return loss
+
+
+def _main_loss(config: TrainConfig, logits: torch.Tensor, y: torch.Tensor, task: str = "classification") -> torch.Tensor:
+    if resolve_loss(config.loss, task) == "cross_entropy":
         return F.cross_entropy(logits.float(), y.long())
     target = y.float().view(logits.shape[0], -1)
     return F.mse_loss(logits.float().view_as(target), target)
@@ -209,7 +222,7 @@ class Trainer:
                         if head_ext is not None:
                             loss = head_ext.head_loss(out, y, progress)
                         else:
-                            loss = _main_loss(c, out.logits, y)
+                            loss = _main_loss(c, out.logits, y, model.task)
                         step_ctx = StepContext(out, y, progress, x, model, idx[part], step=step, epoch=epoch)
                         if unlabeled is not None:
                             step_ctx.unlabeled_indices, step_ctx.unlabeled_inputs = unlabeled.next(self.transform, model.device, sharded)

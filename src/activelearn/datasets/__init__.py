@@ -1,6 +1,7 @@
 """Dataset loaders returning :class:`DatasetBundle` objects of model-ready tensors.
 
-``digits`` is built in (ships with scikit-learn); ``mnist``, ``repeated_mnist``
+``digits`` (classification) and ``diabetes`` (regression) are built in (they
+ship with scikit-learn); ``mnist``, ``repeated_mnist``
 and ``cifar10`` read local files (see each loader for where it looks) or
 download them with ``download=True``.
 
@@ -8,7 +9,7 @@ Examples
 --------
 >>> from activelearn import datasets
 >>> datasets.available()
-['cifar10', 'digits', 'imbalanced_blobs', 'mix_mnist', 'mnist', 'repeated_mnist']
+['cifar10', 'diabetes', 'digits', 'imbalanced_blobs', 'mix_mnist', 'mnist', 'repeated_mnist']
 >>> bundle = datasets.load("digits", seed=1)
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 from ..exceptions import InvalidParameterError
 from .base import DatasetBundle
 from .cifar import CIFAR10_MEAN, CIFAR10_STD, RandomCropFlip, cifar10
+from .diabetes import diabetes
 from .digits import digits
 from .idx import read_idx
 from .mixmnist import mix_mnist
@@ -33,6 +35,7 @@ __all__ = [
     "RandomCropFlip",
     "read_idx",
     "digits",
+    "diabetes",
     "mnist",
     "repeated_mnist",
     "notmnist",
@@ -49,6 +52,7 @@ __all__ = [
 
 _LOADERS: dict[str, Callable[..., DatasetBundle]] = {
     "digits": digits,
+    "diabetes": diabetes,
     "mnist": mnist,
     "mix_mnist": mix_mnist,
     "repeated_mnist": repeated_mnist,
@@ -63,7 +67,7 @@ def available() -> list[str]:
     Returns
     -------
     list of str
-        ``["cifar10", "digits", "imbalanced_blobs", "mix_mnist", "mnist", "repeated_mnist"]``.  Whether a
+        ``["cifar10", "diabetes", "digits", "imbalanced_blobs", "mix_mnist", "mnist", "repeated_mnist"]``.  Whether a
         file-based dataset is actually present on disk is checked only when loading.
     """
     return sorted(_LOADERS)

@@ -29,8 +29,20 @@ Task = Literal["classification", "regression"]
 #: (``mnist/``, ``notmnist/``, ``cifar10/``).
 DATA_ENV_VAR = "ACTIVELEARN_DATA"
 
-# src/activelearn/datasets/base.py -> parents[3] is the repository root.
+# src/activelearn/datasets/base.py -> parents[3] is the repository root of a source checkout.
 _REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _source_checkout() -> Path | None:
+    """The repository root when the package runs from a source checkout (``src/`` layout), else None.
+
+    A pip-installed package lives in ``site-packages``; three levels up is then a
+    Python library folder, not a checkout, and ``<it>/../shared/data`` means nothing.
+    """
+    here = Path(__file__).resolve()
+    if here.parents[1].name == "activelearn" and here.parents[2].name == "src" and (_REPO_ROOT / "pyproject.toml").is_file():
+        return _REPO_ROOT
+    return None
 
 _FINITE_CHUNK = 1 << 22  # elements checked at once, bounds the temporary bool tensor
 
@@ -44,6 +56,44 @@ def _all_finite(t: torch.Tensor) -> bool:
         if not bool(torch.isfinite(flat[start : start + _FINITE_CHUNK]).all()):
             return False
     return True
+
+
+def _check_tensor(name: str, t: Any) -> None:
+    """A real-valued tensor with a sample dimension."""
+    if not isinstance(t, torch.Tensor):
+        raise InvalidInputError(f"{name} must be a torch.Tensor, got {type(t).__name__}; wrap it with torch.as_tensor")
+    if t.dtype == torch.bool or t.is_complex():
+        raise InvalidInputError(f"{name} must hold real numbers, got dtype {t.dtype}")
+    if t.ndim == 0:
+        raise InvalidInputError(f"{name} must have a sample dimension, got a scalar")
+
+
+def _class_targets(name: str, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """1-D int64 class indices in ``0 .. num_classes - 1`` (integral floats converted, other floats refused)."""
+    if y.is_floating_point() and y.numel() and not bool((y == y.round()).all()):
+        raise InvalidInputError(
+            f"{name} must hold integer class labels for classification, got non-integer "
+            f"floats (dtype {y.dtype}); use task='regression' for real-valued targets"
+        )
+    if y.ndim != 1:
+        raise InvalidInputError(f"{name} must be 1-D class indices for classification, got shape {tuple(y.shape)}")
+    y = y.to(torch.int64)
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise InvalidInputError(
+            f"{name} labels must lie in 0..{num_classes - 1} (num_classes="
+            f"{num_classes}), got values from {int(y.min())} to {int(y.max())}"
+        )
+    return y
+
+
+def _regression_targets(name: str, y: torch.Tensor, num_outputs: int) -> torch.Tensor:
+    """float32 targets of shape ``(N,)`` or ``(N, num_outputs)``, all finite."""
+    y = y.to(torch.float32)
+    if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] != num_outputs):
+        raise InvalidInputError(f"{name} must have shape (N,) or (N, {num_outputs}) for regression, got {tuple(y.shape)}")
+    if not _all_finite(y):
+        raise InvalidInputError(f"{name} holds NaN or Inf; clean or drop those samples")
+    return y
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -109,7 +159,13 @@ class DatasetBundle:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__  # frozen dataclass: coerce in place
+        self._check_fields()
+        for split in ("train", "test"):
+            self._coerce_split(split)
+        self._check_shapes()
+
+    def _check_fields(self) -> None:
+        """Name, task, num_classes, train_transform and meta."""
         if not isinstance(self.name, str) or not self.name:
             raise InvalidParameterError(f"name must be a non-empty str, got {self.name!r}")
         if self.task not in ("classification", "regression"):
@@ -127,58 +183,28 @@ class DatasetBundle:
         if not isinstance(self.meta, dict):
             raise InvalidParameterError(f"meta must be a dict, got {type(self.meta).__name__}")
 
-        for split in ("train", "test"):
-            x = getattr(self, f"{split}_x")
-            y = getattr(self, f"{split}_y")
-            for nm, t in ((f"{split}_x", x), (f"{split}_y", y)):
-                if not isinstance(t, torch.Tensor):
-                    raise InvalidInputError(
-                        f"{nm} must be a torch.Tensor, got {type(t).__name__}; wrap it with torch.as_tensor"
-                    )
-                if t.dtype == torch.bool or t.is_complex():
-                    raise InvalidInputError(f"{nm} must hold real numbers, got dtype {t.dtype}")
-                if t.ndim == 0:
-                    raise InvalidInputError(f"{nm} must have a sample dimension, got a scalar")
-            if x.shape[0] != y.shape[0]:
-                raise InvalidInputError(
-                    f"{split}_x has {x.shape[0]} samples but {split}_y has {y.shape[0]}; they must match"
-                )
-            if x.dtype != torch.float32:
-                x = x.to(torch.float32)
-                set_(self, f"{split}_x", x)
-            if self.task == "classification":
-                if y.is_floating_point():
-                    if y.numel() and not bool((y == y.round()).all()):
-                        raise InvalidInputError(
-                            f"{split}_y must hold integer class labels for classification, got non-integer "
-                            f"floats (dtype {y.dtype}); use task='regression' for real-valued targets"
-                        )
-                if y.ndim != 1:
-                    raise InvalidInputError(
-                        f"{split}_y must be 1-D class indices for classification, got shape {tuple(y.shape)}"
-                    )
-                if y.dtype != torch.int64:
-                    y = y.to(torch.int64)
-                    set_(self, f"{split}_y", y)
-                if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
-                    raise InvalidInputError(
-                        f"{split}_y labels must lie in 0..{self.num_classes - 1} (num_classes="
-                        f"{self.num_classes}), got values from {int(y.min())} to {int(y.max())}"
-                    )
-            else:
-                if y.dtype != torch.float32:
-                    y = y.to(torch.float32)
-                    set_(self, f"{split}_y", y)
-                if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] != self.num_classes):
-                    raise InvalidInputError(
-                        f"{split}_y must have shape (N,) or (N, {self.num_classes}) for regression, "
-                        f"got {tuple(y.shape)}"
-                    )
-                if not _all_finite(y):
-                    raise InvalidInputError(f"{split}_y holds NaN or Inf; clean or drop those samples")
-            if not _all_finite(x):
-                raise InvalidInputError(f"{split}_x holds NaN or Inf; clean or drop those samples")
+    def _coerce_split(self, split: str) -> None:
+        """Check one split's tensors and store them as float32 inputs and task-typed targets."""
+        x = getattr(self, f"{split}_x")
+        y = getattr(self, f"{split}_y")
+        _check_tensor(f"{split}_x", x)
+        _check_tensor(f"{split}_y", y)
+        if x.shape[0] != y.shape[0]:
+            raise InvalidInputError(
+                f"{split}_x has {x.shape[0]} samples but {split}_y has {y.shape[0]}; they must match"
+            )
+        if self.task == "classification":
+            y = _class_targets(f"{split}_y", y, self.num_classes)
+        else:
+            y = _regression_targets(f"{split}_y", y, self.num_classes)
+        x = x.to(torch.float32)  # a float64 beyond float32's range becomes Inf here, so check after
+        if not _all_finite(x):
+            raise InvalidInputError(f"{split}_x holds NaN or Inf; clean or drop those samples")
+        object.__setattr__(self, f"{split}_x", x)  # frozen dataclass: coerce in place
+        object.__setattr__(self, f"{split}_y", y)
 
+    def _check_shapes(self) -> None:
+        """A non-empty pool with more than one class, and one sample shape across inputs and ``input_shape``."""
         if self.train_x.shape[0] == 0:
             raise InvalidInputError("train_x is empty; a dataset needs at least one training sample")
         if self.task == "classification" and self.train_y.numel() > 1 and bool((self.train_y == self.train_y[0]).all()):
@@ -199,7 +225,7 @@ class DatasetBundle:
                 f"test_x samples have shape {tuple(self.test_x.shape[1:])} but train_x samples have "
                 f"{sample_shape}; they must match"
             )
-        set_(self, "input_shape", shape)
+        object.__setattr__(self, "input_shape", shape)
 
     # ------------------------------------------------------------------ views
     @property
@@ -247,7 +273,8 @@ def candidate_roots(subdir: str, root: str | os.PathLike[str] | None) -> list[Pa
     list of pathlib.Path
         With ``root=None``: ``$ACTIVELEARN_DATA/<subdir>`` (if the variable is
         set), ``<cwd>/../shared/data/<subdir>``, ``<repo root>/../shared/data/<subdir>``
-        and ``<cwd>/data/<subdir>``; duplicates removed.
+        (only when the package runs from a source checkout, not when it is
+        pip-installed) and ``<cwd>/data/<subdir>``; duplicates removed.
     """
     if root is not None:
         base = Path(root).expanduser()
@@ -258,11 +285,11 @@ def candidate_roots(subdir: str, root: str | os.PathLike[str] | None) -> list[Pa
         if env:
             cands.append(Path(env).expanduser() / subdir)
         cwd = Path.cwd()
-        cands += [
-            cwd.parent / "shared" / "data" / subdir,
-            _REPO_ROOT.parent / "shared" / "data" / subdir,
-            cwd / "data" / subdir,
-        ]
+        checkout = _source_checkout()
+        cands.append(cwd.parent / "shared" / "data" / subdir)
+        if checkout is not None:
+            cands.append(checkout.parent / "shared" / "data" / subdir)
+        cands.append(cwd / "data" / subdir)
     out: list[Path] = []
     seen: set[str] = set()
     for c in cands:
@@ -344,19 +371,23 @@ def not_found_message(
     subdir : str
         Sub-folder name looked for under ``$ACTIVELEARN_DATA``.
     download_hint : bool, default True
-        Whether to suggest ``download=True``.
+        Whether to suggest downloading (``download=True`` in Python,
+        ``--download`` on the command line).
 
     Returns
     -------
     str
         A message naming what was searched, what was expected and how to fix it.
     """
-    lines = [f"{dataset} files not found. Searched:"]
-    lines += [f"  - {p}" for p in tried]
+    lines = [f"{dataset} files not found. Searched these folders:"]
+    lines += [f"  - {p.expanduser().absolute()}" for p in tried]
     lines.append("expected these files in one of them: " + ", ".join(expected))
-    fixes = ["pass root='/path/to/folder'", f"set {DATA_ENV_VAR} to a folder holding '{subdir}/'"]
+    fixes = [
+        "pass root='/path/to/folder' (command line: --data-root /path/to/folder)",
+        f"set the environment variable {DATA_ENV_VAR} to a folder holding '{subdir}/'",
+    ]
     if download_hint:
-        fixes.append("pass download=True (needs internet)")
+        fixes.append("download it: download=True in Python, --download on the command line (needs internet)")
     lines.append("To fix: " + "; or ".join(fixes) + ".")
     return "\n".join(lines)
 

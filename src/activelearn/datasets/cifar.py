@@ -140,8 +140,16 @@ def _normalise(images: np.ndarray) -> torch.Tensor:
     return x.sub_(mean).div_(std)
 
 
-def _download(root: str | os.PathLike[str] | None) -> Path:
-    """Download CIFAR-10 through torchvision; returns the folder of its batches."""
+def _find_or_download(root: str | os.PathLike[str] | None, download: bool) -> Path:
+    """The folder holding the batches: searched (see :func:`cifar10`), else downloaded when ``download``."""
+    folders: list[Path] = []
+    for c in candidate_roots("cifar10", root):
+        folders += [c / _BATCH_DIR, c] if c.name != _BATCH_DIR else [c]
+    found = find_root(folders, _has_batches)
+    if found is not None:
+        return found
+    if not download:
+        raise_not_found("CIFAR-10", folders, [f"{_BATCH_DIR}/{f}" for f in CIFAR10_FILES], subdir="cifar10")
     from torchvision.datasets import CIFAR10  # lazy: only needed to download
 
     dl_root = default_download_root("cifar10", root)
@@ -151,7 +159,21 @@ def _download(root: str | os.PathLike[str] | None) -> Path:
         CIFAR10(str(dl_root), train=False, download=True)
     except (RuntimeError, OSError) as exc:  # no internet, a mirror down, a full disk
         raise DatasetNotFoundError(f"downloading CIFAR-10 into {dl_root} failed ({exc}); check the connection, or put the batches there") from exc
-    return dl_root / _BATCH_DIR
+    found = dl_root / _BATCH_DIR
+    if not _has_batches(found):
+        raise_not_found("CIFAR-10", [found], list(CIFAR10_FILES), subdir="cifar10")
+    return found
+
+
+def _class_names(meta_file: Path) -> list[str] | None:
+    """The class names of ``batches.meta``, or None when it is missing or unreadable (they are optional)."""
+    if not meta_file.is_file():
+        return None
+    try:
+        with open(meta_file, "rb") as fh:
+            return list(pickle.load(fh, encoding="latin1")["label_names"])
+    except Exception:  # noqa: BLE001 - class names are optional
+        return None
 
 
 def cifar10(
@@ -205,34 +227,12 @@ def cifar10(
         raise InvalidParameterError(f"download must be a bool, got {download!r}")
     if not isinstance(augment, bool):
         raise InvalidParameterError(f"augment must be a bool, got {augment!r}")
-    folders: list[Path] = []
-    for c in candidate_roots("cifar10", root):
-        folders += [c / _BATCH_DIR, c] if c.name != _BATCH_DIR else [c]
-    found = find_root(folders, _has_batches)
-    if found is None:
-        if not download:
-            raise_not_found(
-                "CIFAR-10",
-                folders,
-                [f"{_BATCH_DIR}/{f}" for f in CIFAR10_FILES],
-                subdir="cifar10",
-            )
-        found = _download(root)
-        if not _has_batches(found):
-            raise_not_found("CIFAR-10", [found], list(CIFAR10_FILES), subdir="cifar10")
-
+    found = _find_or_download(root, download)
     parts = [_load_batch(found / f) for f in CIFAR10_FILES[:5]]
     tr_x = np.concatenate([p[0] for p in parts])
     tr_y = np.concatenate([p[1] for p in parts])
     te_x, te_y = _load_batch(found / "test_batch")
-    classes: list[str] | None = None
-    meta_file = found / "batches.meta"
-    if meta_file.is_file():
-        try:
-            with open(meta_file, "rb") as fh:
-                classes = list(pickle.load(fh, encoding="latin1")["label_names"])
-        except Exception:  # noqa: BLE001 - class names are optional
-            classes = None
+    classes = _class_names(found / "batches.meta")
     fill = tuple(-m / s for m, s in zip(CIFAR10_MEAN, CIFAR10_STD))
     return DatasetBundle(
         name="cifar10",

@@ -141,6 +141,51 @@ def density_groups(density: np.ndarray, n_groups: int = 4) -> tuple[np.ndarray, 
     return jenks_labels(d, breaks), breaks
 
 
+def _check_select_params(*, n_groups: Any, tau: Any, density: Any, n_buckets: Any, n_rounds: Any, max_chunk: Any,
+                         knn_k: Any, cross_group: Any, distributed: Any, seed: Any) -> None:
+    """The parameter checks of :func:`dacs_select` (each raises InvalidParameterError naming the parameter)."""
+    positive_int("n_groups", n_groups)
+    _positive_real("tau", tau)
+    one_of("lsh", "knn")("density", density)
+    _even_positive_int("n_buckets", n_buckets)
+    positive_int("n_rounds", n_rounds)
+    optional_int("max_chunk", max_chunk)
+    if max_chunk is not None:
+        positive_int("max_chunk", max_chunk)
+    positive_int("knn_k", knn_k)
+    _bool("cross_group", cross_group)
+    _bool("distributed", distributed)
+    optional_int("seed", seed)
+
+
+def _vectors(z_unlabeled: Any, z_labeled: Any, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both sets of vectors as unit-norm float32 tensors on ``dev`` (an empty labeled set gets ``d`` columns)."""
+    zu = as_feature_tensor(z_unlabeled, "z_unlabeled", device=dev, dtype=torch.float32)
+    zl = as_feature_tensor(z_labeled, "z_labeled", device=dev, dtype=torch.float32, allow_empty=True)
+    if zl.numel() == 0:
+        zl = zu.new_zeros((0, zu.shape[1]))
+    if zl.shape[1] != zu.shape[1]:
+        raise InvalidInputError(f"z_labeled has {zl.shape[1]} columns but z_unlabeled has {zu.shape[1]}; pass vectors of the same space")
+    return torch.nn.functional.normalize(zu, dim=1), torch.nn.functional.normalize(zl, dim=1)
+
+
+def _group_kcenter(zu: torch.Tensor, members: np.ndarray, centers: torch.Tensor, budget: int, *, sharded: bool,
+                   chunk_size: int, device: torch.device, seed: int) -> np.ndarray:
+    """Cosine k-center over one density group's ``members`` (rows of ``zu``), starting from ``centers``; returns the picked members."""
+    n_rows = members.size + centers.shape[0]
+    lab = np.arange(members.size, n_rows, dtype=np.int64)
+    # the group's rows are its members then the centers; sharded, each rank builds only its slice
+    a, b = D.shard_range(n_rows) if sharded else (0, n_rows)
+    mine = torch.as_tensor(members[a : min(b, members.size)], device=device)
+    feats = torch.cat([zu[mine], centers[max(a, members.size) - members.size : max(b, members.size) - members.size]])
+    select = kcenter_greedy_distributed if sharded else kcenter_greedy
+    rows = select(
+        feats, budget, labeled=lab if lab.size else None, metric="cosine",
+        chunk_size=chunk_size, device=device, seed=seed,
+    )
+    return members[rows]
+
+
 @overload
 def dacs_select(z_unlabeled: Any, z_labeled: Any, budget: int, *, n_groups: int = ..., tau: float = ..., density: str = ..., n_buckets: int = ..., max_chunk: int | None = ..., n_rounds: int = ..., knn_k: int = ..., cross_group: bool = ..., seed: int | None = ..., chunk_size: int = ..., device: str | torch.device | None = ..., return_info: Literal[False] = ..., distributed: bool = ...) -> np.ndarray: ...
 
@@ -231,34 +276,17 @@ def dacs_select(
         ``budget`` distinct row indices into ``z_unlabeled`` (grouped, sparsest group first).
     """
     budget = check_budget(budget)
-    positive_int("n_groups", n_groups)
-    _positive_real("tau", tau)
-    one_of("lsh", "knn")("density", density)
-    _even_positive_int("n_buckets", n_buckets)
-    positive_int("n_rounds", n_rounds)
-    optional_int("max_chunk", max_chunk)
-    if max_chunk is not None:
-        positive_int("max_chunk", max_chunk)
-    positive_int("knn_k", knn_k)
-    _bool("cross_group", cross_group)
-    _bool("distributed", distributed)
-    optional_int("seed", seed)
+    _check_select_params(n_groups=n_groups, tau=tau, density=density, n_buckets=n_buckets, n_rounds=n_rounds,
+                         max_chunk=max_chunk, knn_k=knn_k, cross_group=cross_group, distributed=distributed, seed=seed)
     if device is None and isinstance(z_unlabeled, torch.Tensor):
         device = z_unlabeled.device
     dev = resolve_device(device)
-    zu = as_feature_tensor(z_unlabeled, "z_unlabeled", device=dev, dtype=torch.float32)
-    zl = as_feature_tensor(z_labeled, "z_labeled", device=dev, dtype=torch.float32, allow_empty=True)
-    if zl.numel() == 0:
-        zl = zu.new_zeros((0, zu.shape[1]))
-    if zl.shape[1] != zu.shape[1]:
-        raise InvalidInputError(f"z_labeled has {zl.shape[1]} columns but z_unlabeled has {zu.shape[1]}; pass vectors of the same space")
+    zu, zl = _vectors(z_unlabeled, z_labeled, dev)
     n = int(zu.shape[0])
     if budget > n:
         raise InvalidParameterError(f"budget={budget} exceeds the {n} unlabeled rows; pass budget <= {n}")
     ss = np.random.SeedSequence(seed) if seed is not None else np.random.SeedSequence()
     lsh_seed, kc_seed = (int(s) for s in ss.generate_state(2) % (2**31 - 1))
-    zu = torch.nn.functional.normalize(zu, dim=1)
-    zl = torch.nn.functional.normalize(zl, dim=1)
     buckets = int(n_buckets)
     if max_chunk is not None:
         buckets = max(buckets, 2 * math.ceil(n / (2 * int(max_chunk))))
@@ -285,19 +313,8 @@ def dacs_select(
         if budgets[g] == 0:
             continue
         members = np.flatnonzero(labels == g)
-        centers = previous if cross_group else zl
-        n_rows = members.size + centers.shape[0]
-        lab = np.arange(members.size, n_rows, dtype=np.int64)
-        # the group's rows are its members then the centers; sharded, each rank builds only its slice
-        a, b = D.shard_range(n_rows) if sharded else (0, n_rows)
-        mine = torch.as_tensor(members[a : min(b, members.size)], device=dev)
-        feats = torch.cat([zu[mine], centers[max(a, members.size) - members.size : max(b, members.size) - members.size]])
-        select = kcenter_greedy_distributed if sharded else kcenter_greedy
-        rows = select(
-            feats, int(budgets[g]), labeled=lab if lab.size else None, metric="cosine",
-            chunk_size=chunk_size, device=dev, seed=kc_seed + g,
-        )
-        chosen = members[rows]
+        chosen = _group_kcenter(zu, members, previous if cross_group else zl, int(budgets[g]),
+                                sharded=sharded, chunk_size=chunk_size, device=dev, seed=kc_seed + g)
         picks.append(chosen)
         if cross_group:
             previous = torch.cat([previous, zu[torch.as_tensor(chosen, device=dev)]])
@@ -338,11 +355,13 @@ class DACS(Strategy):
     cross_group : bool, default False
         Also count other groups' picks as centers in a group's k-center.
     aux_dim, aux_weight, aux_scale, detach_after :
-        The auxiliary head's ``dim`` (16), loss weight ``lambda`` (1.0),
-        cosine scale (10.0) and detach fraction (0.6); see
-        :class:`~activelearn.extensions.AuxiliaryHead`.  If the model already
-        carries an auxiliary head (e.g. attached for every strategy), that one
-        is used.
+        The auxiliary head's ``dim`` (16), loss weight ``lambda`` (1.0, must
+        be > 0: the paper always trains the head), cosine scale (10.0) and
+        detach fraction (0.6); see :class:`~activelearn.extensions.AuxiliaryHead`.
+        If the model already carries an auxiliary head (e.g. attached for every
+        strategy), that one is used.  On a regression task the head is a
+        regression head trained with the task's loss (MSE), as the paper does on
+        Davis; the cosine scale is then unused.
     chunk_size : int
         Rows per k-center distance block.
     seed : int, optional
@@ -360,6 +379,7 @@ class DACS(Strategy):
         "knn_k": positive_int,
         "cross_group": _bool,
         "aux_dim": positive_int,
+        "aux_weight": _positive_real,  # 0 would leave the projection DACS measures on untrained
         "aux_scale": _positive_real,
         "detach_after": _fraction,
         "chunk_size": positive_int,
