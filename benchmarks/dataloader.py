@@ -77,7 +77,7 @@ def measure(kind: str, mode: str, args: argparse.Namespace) -> dict[str, float |
     if mode == "tensor":
         data: torch.Tensor | torch.utils.data.Dataset = torch.from_numpy(imgs).float().div_(255.0)  # type: ignore[type-arg]
         pools = al.Pools(data, num_classes=10)
-        transform = RandomCropFlip(4) if kind == "cifar" else None
+        transform = RandomCropFlip(32, 4) if kind == "cifar" else None
     else:
         workers = 0 if mode == "dataset" else args.workers
         pools = al.Pools(UInt8Images(imgs, labels, per_item), num_classes=10, num_workers=workers)

@@ -101,19 +101,21 @@ def test_dataset_augmentation_is_reproducible_and_varies_by_epoch() -> None:
     assert not torch.equal(train(0), train(0, seed=1))
 
 
-def test_random_crop_flip_equals_a_per_sample_reference() -> None:
-    x = torch.arange(2 * 3 * 5 * 4, dtype=torch.float32).reshape(2, 3, 5, 4)
-    aug = RandomCropFlip(padding=2, flip=0.5)
+def test_random_crop_flip_batch_equals_a_per_sample_reference() -> None:
+    x = torch.arange(3 * 2 * 5 * 4, dtype=torch.float32).reshape(3, 2, 5, 4)
+    aug = RandomCropFlip(size=4, padding=2, flip_p=0.5, fill=(-1.0, -2.0))
+    out = aug(x, generator=torch.Generator().manual_seed(5))
     gen = torch.Generator().manual_seed(5)
-    out = aug(x, generator=gen)
-    gen = torch.Generator().manual_seed(5)
-    dy, dx = torch.randint(0, 5, (2,), generator=gen), torch.randint(0, 5, (2,), generator=gen)
-    flips = torch.rand(2, generator=gen) < 0.5
-    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
-    for i in range(2):
-        ref = padded[i, :, dy[i] : dy[i] + 5, dx[i] : dx[i] + 4]
-        ref = ref.flip(-1) if flips[i] else ref
-        assert torch.equal(out[i], ref)
-    assert torch.equal(RandomCropFlip(padding=0, flip=0.0)(x), x)
-    with pytest.raises(al.exceptions.InvalidParameterError, match="batch"):
-        aug(x[0])
+    for i in range(3):  # draws per sample, in order: top, left, flip
+        top = int(torch.randint(0, 9 - 4 + 1, (1,), generator=gen))  # padded 9 x 8
+        left = int(torch.randint(0, 8 - 4 + 1, (1,), generator=gen))
+        flip = float(torch.rand((), generator=gen)) < 0.5
+        padded = torch.stack([torch.full((9, 8), -1.0), torch.full((9, 8), -2.0)])
+        padded[:, 2:7, 2:6] = x[i]
+        ref = padded[:, top : top + 4, left : left + 4]
+        assert torch.equal(out[i], ref.flip(-1) if flip else ref)
+    # one sample alone, from the same generator state, gives the same crop
+    assert torch.equal(aug(x[0], generator=torch.Generator().manual_seed(5)), out[0])
+    assert torch.equal(RandomCropFlip(size=4, padding=0, flip_p=1.0)(x[:, :, :4]), x[:, :, :4].flip(-1))
+    with pytest.raises(al.exceptions.InvalidInputError, match="tensor"):
+        aug(x[0, 0])

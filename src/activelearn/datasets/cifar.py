@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import numbers
 import os
 import pickle
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..exceptions import DatasetNotFoundError, InvalidInputError, InvalidParameterError
+from ..augment import RandomCropFlip
 from .base import DatasetBundle, candidate_roots, default_download_root, find_root, raise_not_found
 
 __all__ = ["cifar10", "RandomCropFlip", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR10_FILES"]
@@ -26,92 +24,6 @@ CIFAR10_STD: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
 _BATCH_DIR = "cifar-10-batches-py"
 #: Files of the python version of CIFAR-10, inside ``cifar-10-batches-py/``.
 CIFAR10_FILES: tuple[str, ...] = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
-
-
-class RandomCropFlip:
-    """Random crop with zero-style padding plus random horizontal flip, on one CHW tensor.
-
-    The standard CIFAR augmentation (``RandomCrop(32, padding=4)`` then
-    ``RandomHorizontalFlip()``), written with torch ops so that it runs on
-    already-normalised tensors without PIL.
-
-    Parameters
-    ----------
-    size : int, default 32
-        Side of the square output crop.
-    padding : int, default 4
-        Pixels added on each border before cropping.
-    flip_p : float, default 0.5
-        Probability of a horizontal flip.
-    fill : float or sequence of float, default 0.0
-        Value of the padded pixels, one per channel or a scalar.  To reproduce
-        black padding applied before normalisation, pass ``-mean / std`` per
-        channel (what :func:`cifar10` does).
-
-    Notes
-    -----
-    Randomness comes from the ``generator`` passed to the call
-    (``transform(x, generator=g)``); :class:`~activelearn.trainer.Trainer` passes
-    one seeded from its own generator, so augmentation never draws from (or
-    advances) torch's global RNG.  Called without one, it falls back to the global
-    RNG, like torchvision's transforms.  A 4-D input ``(N, C, H, W)`` is augmented
-    sample by sample, independently, from the same generator.
-    Instances are picklable (usable in DataLoader workers).
-    """
-
-    def __init__(
-        self,
-        size: int = 32,
-        padding: int = 4,
-        flip_p: float = 0.5,
-        fill: float | Sequence[float] = 0.0,
-    ) -> None:
-        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
-            raise InvalidParameterError(f"size must be a positive int, got {size!r}")
-        if isinstance(padding, bool) or not isinstance(padding, numbers.Integral) or padding < 0:
-            raise InvalidParameterError(f"padding must be a non-negative int, got {padding!r}")
-        if isinstance(flip_p, bool) or not isinstance(flip_p, numbers.Real) or not 0.0 <= flip_p <= 1.0:
-            raise InvalidParameterError(f"flip_p must be a number in [0, 1], got {flip_p!r}")
-        self.size: int = int(size)
-        self.padding: int = int(padding)
-        self.flip_p: float = float(flip_p)
-        self.fill: tuple[float, ...] | float = tuple(float(v) for v in fill) if isinstance(fill, Sequence) else float(fill)
-
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Return an augmented copy of ``x`` (shape ``(C, H, W)`` or ``(N, C, H, W)``)."""
-        if not isinstance(x, torch.Tensor) or x.ndim not in (3, 4):
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise InvalidInputError(f"RandomCropFlip expects a (C, H, W) or (N, C, H, W) tensor, got {got}")
-        if x.ndim == 4:
-            return torch.stack([self(s, generator) for s in x])
-        c, h, w = x.shape
-        p = self.padding
-        if h + 2 * p < self.size or w + 2 * p < self.size:
-            raise InvalidInputError(
-                f"cannot crop {self.size}x{self.size} from a {h}x{w} image padded by {p}"
-            )
-        if p > 0:
-            fill = self.fill
-            if isinstance(fill, tuple):
-                if len(fill) != c:
-                    raise InvalidInputError(f"fill has {len(fill)} values but the image has {c} channels")
-                padded = torch.tensor(fill, dtype=x.dtype, device=x.device).view(c, 1, 1).expand(
-                    c, h + 2 * p, w + 2 * p
-                ).clone()
-                padded[:, p : p + h, p : p + w] = x
-            else:
-                padded = F.pad(x, (p, p, p, p), value=fill)
-        else:
-            padded = x
-        top = int(torch.randint(0, padded.shape[1] - self.size + 1, (1,), generator=generator))
-        left = int(torch.randint(0, padded.shape[2] - self.size + 1, (1,), generator=generator))
-        out = padded[:, top : top + self.size, left : left + self.size]
-        if self.flip_p > 0 and float(torch.rand((), generator=generator)) < self.flip_p:
-            out = out.flip(-1)
-        return out.contiguous() if out.data_ptr() != x.data_ptr() else out.clone()
-
-    def __repr__(self) -> str:
-        return f"RandomCropFlip(size={self.size}, padding={self.padding}, flip_p={self.flip_p})"
 
 
 def _has_batches(folder: Path) -> bool:
@@ -201,8 +113,9 @@ def cifar10(
         ``$ACTIVELEARN_DATA/cifar10``, else ``<cwd>/data/cifar10``).  Needs internet.
     augment : bool, default True
         Attach :class:`RandomCropFlip` (crop 32 with padding 4, horizontal flip)
-        as ``train_transform``; padding is black in pixel space.  It uses
-        torch's global RNG.
+        as ``train_transform``; padding is black in pixel space.  It draws from
+        the generator the trainer passes (never torch's global RNG) and runs
+        batched on the training device (:mod:`activelearn.augment`).
 
     Returns
     -------
