@@ -11,7 +11,7 @@ import activelearn as al
 from activelearn import distributed as D
 from activelearn.backbones import MLP, SmallCNN
 from activelearn.batches import LabeledBatches, UnlabeledBatches, augment
-from activelearn.steps import ParallelStep, StepBatch, StepLoss, rank_slice, sit_out_batch, zero_loss
+from activelearn.steps import ParallelStep, StepBatch, StepLoss, rank_slice, sit_out_batch, trained_by_some_rank, zero_loss
 
 from conftest import blobs
 
@@ -140,6 +140,8 @@ def test_sharded_streams_slice_the_single_process_batch(monkeypatch: pytest.Monk
     assert torch.equal(x2, x1[3:])
     a, b, w = rank_slice(part.size, has_batchnorm=False)
     assert (a, b, w) == (3, 5, 2 / 5)
+    assert not trained_by_some_rank(2, has_batchnorm=True) and trained_by_some_rank(2, has_batchnorm=False)
+    assert trained_by_some_rank(3, has_batchnorm=True) and trained_by_some_rank(1, has_batchnorm=False)
     xl2 = lab.inputs(pools, part, _noise, torch.Generator().manual_seed(9), slice(a, b))
     assert torch.equal(xl2, xl1[3:])
     assert torch.equal(augment(lambda t: t * 2, xl1, torch.Generator()), xl1 * 2)

@@ -24,7 +24,7 @@ from . import distributed as D
 from .exceptions import InvalidParameterError
 from .model import ALModel, StepContext
 
-__all__ = ["StepBatch", "StepLoss", "ParallelStep", "main_loss", "rank_slice", "sit_out_batch", "trains_itself", "zero_loss"]
+__all__ = ["StepBatch", "StepLoss", "ParallelStep", "main_loss", "rank_slice", "sit_out_batch", "trained_by_some_rank", "trains_itself", "zero_loss"]
 
 
 @dataclass
@@ -199,6 +199,16 @@ def rank_slice(n: int, has_batchnorm: bool) -> tuple[int, int, float]:
     if b == a or (has_batchnorm and b - a == 1):
         return a, a, 0.0
     return a, b, (b - a) / max(usable, 1)
+
+
+def trained_by_some_rank(n: int, has_batchnorm: bool) -> bool:
+    """False when every rank would sit a global batch of ``n`` out (batch-norm slices of at most one sample).
+
+    The trainer then skips the step on every rank, as one process skips a
+    one-sample batch-norm batch, instead of applying an optimizer step to a
+    zero gradient (momentum would still move the weights).
+    """
+    return any(s > 1 or (s == 1 and not has_batchnorm) for s in D.shard_sizes(n))
 
 
 def sit_out_batch(batch: StepBatch) -> StepBatch:

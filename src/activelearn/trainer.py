@@ -22,7 +22,7 @@ from .batches import LabeledBatches, Transform, UnlabeledBatches
 from .exceptions import InvalidInputError, InvalidParameterError
 from .model import ALModel
 from .pools import Pools
-from .steps import ParallelStep, StepBatch, rank_slice, sit_out_batch, zero_loss
+from .steps import ParallelStep, StepBatch, rank_slice, sit_out_batch, trained_by_some_rank, zero_loss
 
 __all__ = ["TrainConfig", "Trainer", "evaluate"]
 
@@ -249,6 +249,8 @@ class _FitRun:
 
     def _step(self, step: ParallelStep, part: np.ndarray, progress: float, epoch: int) -> tuple[float, int]:
         """One optimisation step on the global batch ``part``; (sum of this rank's losses, its samples)."""
+        if self.sharded and not trained_by_some_rank(part.size, self.has_batchnorm):
+            return 0.0, 0  # every slice is a single batch-norm sample: skipped everywhere, as one process skips it
         a, b, weight = rank_slice(part.size, self.has_batchnorm) if self.sharded else (0, part.size, 1.0)
         keep = slice(a, b) if weight > 0 else slice(0, 1)  # a rank that sits out computes a stand-in sample
         dev = self.model.device
