@@ -214,17 +214,3 @@ def test_random_augmenting_dataset_scores_identically_and_trains_with_its_augmen
     assert torch.equal(state, torch.random.get_rng_state())  # scoring reads leave the global RNG alone
     assert not torch.equal(pools.inputs(idx[:3]), x[:3])  # the augmentation is applied, deterministically
     assert not torch.equal(pools.inputs(idx[:3], train=True), pools.inputs(idx[:3], train=True))  # training reads stay random
-
-
-def test_workers_seed_a_random_augmenting_dataset_per_sample() -> None:
-    """The Dataset's own augmentation in workers does not depend on the number of workers."""
-    x, y = blobs(40, seed=2)
-
-    def fit(workers: int) -> list[torch.Tensor]:
-        model, _ = _setup()
-        pools = al.Pools(_RandomAugmenting(x), num_classes=3)
-        pools.record(al.SimulatedOracle(y, num_classes=3).answer(al.Query(np.arange(0, 40, 2))), cycle=0)
-        al.Trainer(al.TrainConfig(epochs=1, batch_size=8, num_workers=workers)).fit(model, pools)
-        return [p.detach().clone() for p in model.parameters()]
-
-    assert all(torch.equal(a, b) for a, b in zip(fit(1), fit(2)))

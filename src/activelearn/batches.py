@@ -119,11 +119,10 @@ class LabeledBatches:
 class _PoolItems(torch.utils.data.Dataset):
     """Map-style view of a pool for a ``DataLoader``: key ``(epoch, position, pool index)`` -> (augmented) input.
 
-    The augmentation of the sample at ``position`` of an epoch (the training
-    transform's and a random-augmenting Dataset's own) draws from a generator
-    seeded by ``(seed, cycle, epoch, position)``, so it does not depend on the
-    number of workers, on which worker loads it, or on how the batch is
-    sharded over ranks.
+    The augmentation of the sample at ``position`` of an epoch draws from a
+    generator seeded by ``(seed, cycle, epoch, position)``, so it does not
+    depend on the number of workers, on which worker loads it, or on how the
+    batch is sharded over ranks.
     """
 
     def __init__(self, pools: Pools, transform: Transform | None, seed: int, cycle: int) -> None:
@@ -134,12 +133,10 @@ class _PoolItems(torch.utils.data.Dataset):
 
     def __getitem__(self, key: tuple[int, int, int]) -> torch.Tensor:
         epoch, pos, index = key
-        s = int(np.random.SeedSequence([self.seed, self.cycle, 2, epoch, pos]).generate_state(1)[0])
-        with torch.random.fork_rng(devices=[]):  # a Dataset's own random augmentation: seeded per sample too
-            torch.default_generator.manual_seed(s)
-            x = self.pools.inputs(np.array([index]), train=True)
+        x = self.pools.inputs(np.array([index]), train=True)
         if self.transform is None:
             return x[0]
+        s = int(np.random.SeedSequence([self.seed, self.cycle, 2, epoch, pos]).generate_state(1)[0])
         return augment(self.transform, x, torch.Generator().manual_seed(s))[0]
 
 
