@@ -186,31 +186,3 @@ def test_dataloader_workers_load_the_same_batches() -> None:
     assert torch.equal(state, torch.random.get_rng_state())
     with pytest.raises(al.exceptions.InvalidParameterError, match="num_workers"):
         al.TrainConfig(num_workers=-1)
-
-
-class _RandomAugmenting(torch.utils.data.Dataset):
-    """A Dataset whose items change at every read (random noise from torch's global RNG), as a random-crop transform does."""
-
-    def __init__(self, x: torch.Tensor) -> None:
-        self.x = x
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.x[i] + torch.randn(self.x.shape[1:]), 0
-
-
-def test_random_augmenting_dataset_scores_identically_and_trains_with_its_augmentation() -> None:
-    x, _ = blobs(40, seed=2)
-    pools = al.Pools(_RandomAugmenting(x), num_classes=3)
-    model, _ = _setup()
-    idx = np.arange(40)
-    first = model.outputs(pools, idx, "probs")["probs"].clone()
-    model.mark_trained()  # drop the cache: the second call reads the Dataset again
-    state = torch.random.get_rng_state()
-    second = model.outputs(pools, idx, "probs")["probs"]
-    assert torch.equal(first, second)
-    assert torch.equal(state, torch.random.get_rng_state())  # scoring reads leave the global RNG alone
-    assert not torch.equal(pools.inputs(idx[:3]), x[:3])  # the augmentation is applied, deterministically
-    assert not torch.equal(pools.inputs(idx[:3], train=True), pools.inputs(idx[:3], train=True))  # training reads stay random

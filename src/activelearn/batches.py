@@ -36,8 +36,8 @@ def augment(transform: Transform, x: torch.Tensor, gen: torch.Generator) -> torc
 def _rows_inputs(pools: Pools, rows: np.ndarray, transform: Transform | None, gen: torch.Generator, keep: slice) -> torch.Tensor:
     """Inputs of ``rows[keep]``; with a transform the whole of ``rows`` is augmented first (same draws as one process)."""
     if transform is None:
-        return pools.inputs(rows[keep], train=True)
-    x = pools.inputs(rows, train=True)
+        return pools.inputs(rows[keep])
+    x = pools.inputs(rows)
     return augment(transform, x, gen)[keep] if len(x) else x[keep]
 
 
@@ -133,7 +133,7 @@ class _PoolItems(torch.utils.data.Dataset):
 
     def __getitem__(self, key: tuple[int, int, int]) -> torch.Tensor:
         epoch, pos, index = key
-        x = self.pools.inputs(np.array([index]), train=True)
+        x = self.pools.inputs(np.array([index]))
         if self.transform is None:
             return x[0]
         s = int(np.random.SeedSequence([self.seed, self.cycle, 2, epoch, pos]).generate_state(1)[0])

@@ -217,25 +217,12 @@ class Pools:
         """Sum of the cost of every answer so far."""
         return float(sum(a.cost for a in self._log))
 
-    def inputs(self, indices: Sequence[int] | np.ndarray, *, train: bool = False) -> torch.Tensor:
-        """Stack the model inputs of ``indices`` into one tensor (any sample may be read).
-
-        From a Dataset, each item is read with torch's CPU RNG seeded by its
-        index (in a forked RNG), so a Dataset that augments at random returns
-        the same input every time and scoring is deterministic; the trainer
-        passes ``train=True`` to read it with its random augmentation.
-        """
+    def inputs(self, indices: Sequence[int] | np.ndarray) -> torch.Tensor:
+        """Stack the model inputs of ``indices`` into one tensor (any sample may be read)."""
         idx = np.ascontiguousarray(indices, dtype=np.int64)
         if isinstance(self._inputs, torch.Tensor):
             return self._inputs[torch.from_numpy(idx)]
-        if train:
-            items = [self._inputs[int(i)] for i in idx]
-        else:
-            items = []
-            with torch.random.fork_rng(devices=[]):
-                for i in idx:
-                    torch.default_generator.manual_seed(int(i))
-                    items.append(self._inputs[int(i)])
+        items = [self._inputs[int(i)] for i in idx]
         items = [it[0] if isinstance(it, (tuple, list)) else it for it in items]
         return torch.stack([torch.as_tensor(it) for it in items])
 
