@@ -19,7 +19,7 @@ import torch
 from . import distributed as D
 from .pools import Pools
 
-__all__ = ["augment", "UnlabeledBatches", "LabeledBatches", "WorkerInputs"]
+__all__ = ["augment", "UnlabeledBatches", "LabeledBatches"]
 
 Transform = Callable[..., torch.Tensor]
 
@@ -114,86 +114,3 @@ class LabeledBatches:
     def inputs(self, pools: Pools, part: np.ndarray, transform: Transform | None, gen: torch.Generator, keep: slice) -> Any:
         """This rank's inputs ``part[keep]`` of a global batch ``part`` (augmented as in one process)."""
         return _rows_inputs(pools, self.indices[part], transform, gen, keep)
-
-
-class _PoolItems(torch.utils.data.Dataset):
-    """Map-style view of a pool for a ``DataLoader``: key ``(epoch, position, pool index)`` -> (augmented) input.
-
-    The augmentation of the sample at ``position`` of an epoch draws from a
-    generator seeded by ``(seed, cycle, epoch, position)``, so it does not
-    depend on the number of workers, on which worker loads it, or on how the
-    batch is sharded over ranks.
-    """
-
-    def __init__(self, pools: Pools, transform: Transform | None, seed: int, cycle: int) -> None:
-        self.pools, self.transform, self.seed, self.cycle = pools, transform, int(seed), int(cycle)
-
-    def __len__(self) -> int:
-        return len(self.pools)
-
-    def __getitem__(self, key: tuple[int, int, int]) -> torch.Tensor:
-        epoch, pos, index = key
-        x = self.pools.inputs(np.array([index]))
-        if self.transform is None:
-            return x[0]
-        s = int(np.random.SeedSequence([self.seed, self.cycle, 2, epoch, pos]).generate_state(1)[0])
-        return augment(self.transform, x, torch.Generator().manual_seed(s))[0]
-
-
-class _EpochSampler:
-    """Batch sampler whose batches are set before each epoch (persistent workers re-iterate it)."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[tuple[int, int, int]]] = []
-
-    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
-        return iter(self.batches)
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-
-class WorkerInputs:
-    """Labeled inputs loaded by ``DataLoader`` workers (``TrainConfig.num_workers > 0``), pinned for CUDA.
-
-    Every global batch of an epoch is turned into this rank's keys (its slice,
-    or the stand-in sample when it sits out) before the epoch starts, and the
-    workers load and augment them ahead of the training step.  Augmentation is
-    seeded per sample (see :class:`_PoolItems`): the stream differs from the
-    in-process path (one generator for every sample, in order) but not with
-    the number of workers or ranks.
-
-    Parameters
-    ----------
-    pools : Pools
-    indices : numpy.ndarray
-        Pool indices of the training set.
-    transform : callable or None
-        Training augmentation, applied in the workers.
-    seed, cycle : int
-        Seed the per-sample augmentation.
-    num_workers : int
-    pin_memory : bool
-        Pin batches in page-locked memory (for asynchronous copies to a GPU).
-    """
-
-    def __init__(
-        self, pools: Pools, indices: np.ndarray, transform: Transform | None, seed: int, cycle: int, num_workers: int, pin_memory: bool
-    ) -> None:
-        self.indices = indices
-        self.sampler = _EpochSampler()
-        self.loader = torch.utils.data.DataLoader(
-            _PoolItems(pools, transform, seed, cycle), batch_sampler=self.sampler, num_workers=num_workers,
-            pin_memory=pin_memory, persistent_workers=True,
-            generator=torch.Generator().manual_seed(int(np.random.SeedSequence([seed, cycle, 3]).generate_state(1)[0])),
-        )  # its own generator: creating worker seeds never draws from the global RNG
-
-    def epoch(self, epoch: int, parts: list[np.ndarray], keeps: list[slice]) -> Iterator[torch.Tensor]:
-        """This rank's inputs of each global batch ``parts[i]`` (positions into ``indices``), sliced by ``keeps[i]``."""
-        start, batches = 0, []
-        for part, keep in zip(parts, keeps):
-            pos = np.arange(start, start + part.size)[keep]
-            batches.append([(epoch, int(p), int(i)) for p, i in zip(pos, self.indices[part[keep]])])
-            start += part.size
-        self.sampler.batches = batches
-        return iter(self.loader)

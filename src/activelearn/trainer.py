@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from . import distributed as D
 from ._validation import check_positive_int
-from .batches import LabeledBatches, Transform, UnlabeledBatches, WorkerInputs
+from .batches import LabeledBatches, Transform, UnlabeledBatches
 from .exceptions import InvalidInputError, InvalidParameterError
 from .model import ALModel
 from .pools import Pools
@@ -45,15 +45,11 @@ class TrainConfig:
     drop_last: bool = False  # drop a last incomplete batch
     grad_clip: float | None = None  # clip each step's global gradient norm (None: no clip; extensions may ask, see ModelExtension.max_grad_norm)
     seed: int = 0  # seeds shuffling, augmentation and dropout (forked RNG; global state untouched)
-    num_workers: int = 0  # DataLoader workers that load and augment labeled batches (0: in the training process)
-    pin_memory: bool = True  # with workers and CUDA, pin loaded batches for asynchronous copies (ignored otherwise)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with results
 
     def __post_init__(self) -> None:
         check_positive_int("epochs", self.epochs)
         check_positive_int("batch_size", self.batch_size)
-        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
-            raise InvalidParameterError(f"num_workers must be a non-negative int, got {self.num_workers!r}")
         if self.optimizer not in ("sgd", "adam", "adamw"):
             raise InvalidParameterError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {self.optimizer!r}")
         if self.loss not in ("cross_entropy", "mse"):
@@ -224,10 +220,6 @@ class _FitRun:
         self.sharded = D.is_distributed()
         self.world = D.world_size()
         self.step = 0
-        self.workers = None
-        if config.num_workers > 0:
-            pin = bool(config.pin_memory and model.device.type == "cuda")
-            self.workers = WorkerInputs(pools, idx, transform, config.seed, cycle, config.num_workers, pin)
 
     def run(self, epochs: Any, on_epoch_end: Callable[[int, dict[str, float]], None] | None) -> float:
         """Train every epoch; the last epoch's mean training loss."""
@@ -245,8 +237,6 @@ class _FitRun:
             except BaseException:
                 step.close(sync=False)  # another rank may not reach a collective any more
                 raise
-            finally:
-                self.workers = None  # stops the persistent worker processes
             step.close()
         return last_loss
 
@@ -254,41 +244,25 @@ class _FitRun:
         """One pass over the labeled set; its mean loss (over every rank's samples)."""
         self.model.train()
         progress = epoch / self.c.epochs
-        plans = [(part, plan) for part in self.batches.epoch() if (plan := self._plan(part)) is not None]
-        loaded = None
-        if self.workers is not None:
-            loaded = self.workers.epoch(epoch, [part for part, _ in plans], [keep for _, (keep, _) in plans])
         total, count = 0.0, 0.0
-        for part, (keep, weight) in plans:
-            x = next(loaded) if loaded is not None else None
-            loss_sum, n = self._step(step, part, keep, weight, (progress, epoch), x)
+        for part in self.batches.epoch():
+            loss_sum, n = self._step(step, part, progress, epoch)
             total += loss_sum
             count += n
         if self.sharded:
             total, count = D.all_reduce_sum([total, count])
         return total / max(count, 1)
 
-    def _plan(self, part: np.ndarray) -> tuple[slice, float] | None:
-        """This rank's slice of the global batch ``part`` and its loss weight; None when every rank skips it."""
-        if not self.sharded:
-            return slice(0, part.size), 1.0
-        if not trained_by_some_rank(part.size, self.has_batchnorm):
-            return None  # every slice is a single batch-norm sample: skipped everywhere, as one process skips it
-        a, b, weight = rank_slice(part.size, self.has_batchnorm)
-        return (slice(a, b) if weight > 0 else slice(0, 1)), weight  # a rank that sits out computes a stand-in sample
-
-    def _step(
-        self, step: ParallelStep, part: np.ndarray, keep: slice, weight: float, when: tuple[float, int], x: torch.Tensor | None
-    ) -> tuple[float, int]:
-        """One optimisation step on the global batch ``part`` (this rank: ``part[keep]``); (sum of its losses, its samples).
-
-        ``when`` is ``(progress, epoch)``; ``x`` the inputs loaded by workers, if any.
-        """
+    def _step(self, step: ParallelStep, part: np.ndarray, progress: float, epoch: int) -> tuple[float, int]:
+        """One optimisation step on the global batch ``part``; (sum of this rank's losses, its samples)."""
+        if self.sharded and not trained_by_some_rank(part.size, self.has_batchnorm):
+            return 0.0, 0  # every slice is a single batch-norm sample: skipped everywhere, as one process skips it
+        a, b, weight = rank_slice(part.size, self.has_batchnorm) if self.sharded else (0, part.size, 1.0)
+        keep = slice(a, b) if weight > 0 else slice(0, 1)  # a rank that sits out computes a stand-in sample
         dev = self.model.device
-        if x is None:
-            x = self.batches.inputs(self.pools, part, self.transform, self.aug_gen, keep)
+        x = self.batches.inputs(self.pools, part, self.transform, self.aug_gen, keep).to(dev, non_blocking=True)
         mine = part[keep]
-        batch = StepBatch(x.to(dev, non_blocking=True), self.targets[torch.from_numpy(mine)].to(dev), self.idx[mine], when[0], self.step, when[1])
+        batch = StepBatch(x, self.targets[torch.from_numpy(mine)].to(dev), self.idx[mine], progress, self.step, epoch)
         if self.unlabeled is not None:  # drawn on every rank, also one that sits out, so the streams stay aligned
             batch.unlabeled_indices, batch.unlabeled_inputs = self.unlabeled.next(self.transform, dev)
         with torch.autocast("cuda", dtype=torch.bfloat16) if self.use_amp else contextlib.nullcontext():
