@@ -100,12 +100,6 @@ class Trainer:
     slice is empty, or a single sample with batch-norm, runs the step on a
     stand-in sample with weight 0 (:func:`activelearn.steps.zero_loss`).
     See ``docs/distributed.md``.
-
-    With ``TrainConfig.num_workers > 0`` the labeled batches are loaded (and
-    augmented, with a per-sample seed) by persistent ``DataLoader`` workers
-    ahead of each step, pinned for CUDA (:class:`activelearn.batches.WorkerInputs`);
-    with 0 (default) they are read in the training process, a tensor pool by
-    one indexing operation per batch.
     """
 
     def __init__(
