@@ -97,7 +97,7 @@ def test_stand_in_step_has_zero_gradient_and_leaves_batchnorm_alone() -> None:
     assert stand_in.x.shape[0] == 1 and stand_in.unlabeled_inputs is None
     loss = zero_loss(ParallelStep(model, "cross_entropy"), stand_in)
     loss.backward()
-    assert float(loss) == 0.0 and model.training
+    assert float(loss.detach()) == 0.0 and model.training
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None and not g.any() for g in grads)  # every parameter used, none moved
     assert all(torch.equal(a, b) for a, b in zip(buffers, model.buffers()))  # eval mode: running stats untouched
