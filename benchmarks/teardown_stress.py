@@ -1,8 +1,9 @@
 """Repeat a two-process gloo test worker and count runs where a rank dies (teardown stress).
 
 Runs ``tests/test_distributed.py``'s ``_ext_train_worker`` (``--worker ext``:
-two ``Trainer.fit`` calls under data parallelism) or ``_loop_worker``
-(``--worker loop``: two three-cycle active-learning loops) with
+four ``Trainer.fit`` calls under ``DistributedDataParallel``: ncenet, dacs,
+vaal, a batch-norm CNN) or ``_loop_worker`` (``--worker loop``: seven
+three-cycle active-learning loops, one per deterministic strategy) with
 ``torch.multiprocessing.spawn`` ``--runs`` times and prints one line per run
 and the number of failed runs.  A failure is a rank that exits abnormally,
 e.g. SIGABRT with "terminate called without an active exception" at

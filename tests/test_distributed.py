@@ -252,10 +252,14 @@ def _loop(strategy: str, out_dir: str | None) -> al.ActiveLoop:
     )
 
 
+# deterministic strategies (seeded, no sampling noise beyond the seed) checked for the same picks as one process
+LOOP_STRATEGIES = ("coreset", "dacs", "entropy", "margin", "least_confidence", "badge", "cdal")
+
+
 def _loop_worker(rank: int, port: int, out: str) -> None:
     _init(rank, port)
     result = {}
-    for name in ("coreset", "dacs"):
+    for name in LOOP_STRATEGIES:
         history = _loop(name, str(Path(out, name, f"rank{rank}"))).run()
         result[name] = {"selected": [r.selected for r in history.records], "loss": [r.metrics["train_loss"] for r in history.records]}
     Path(out, f"loop{rank}.json").write_text(json.dumps(result))
@@ -266,7 +270,7 @@ def test_two_process_loop_agrees_and_only_rank0_writes(tmp_path: Path) -> None:
     _spawn(_loop_worker, str(tmp_path))
     r0, r1 = (json.loads((tmp_path / f"loop{r}.json").read_text()) for r in range(WORLD))
     assert r0 == r1  # same picks and the same (all-reduced) training loss on both ranks
-    for name in ("coreset", "dacs"):
+    for name in LOOP_STRATEGIES:
         sel = r0[name]["selected"]
         assert [len(s) for s in sel] == [7, 7, 0]
         # the data-parallel training reproduces one process up to float rounding, so the picks match here too
@@ -304,23 +308,22 @@ def test_memmap_embeddings_round_trip_and_kcenter(tmp_path: Path, monkeypatch: p
 
 
 def test_training_batch_split_weights(monkeypatch: pytest.MonkeyPatch) -> None:
-    from activelearn.trainer import _rank_piece
+    from activelearn.steps import rank_slice
 
-    part = np.arange(10, 15)
     monkeypatch.setattr(D, "world_size", lambda: 2)
     got = {}
     for r in range(2):
         monkeypatch.setattr(D, "rank", lambda r=r: r)
-        got[r] = _rank_piece(part, has_batchnorm=False)
-    assert got[0][0].tolist() == [10, 11, 12] and got[1][0].tolist() == [13, 14]
-    assert got[0][1] == pytest.approx(3 / 5) and got[1][1] == pytest.approx(2 / 5)
-    # batch-norm: a one-sample slice is left out and the other slice carries the whole batch
+        got[r] = rank_slice(5, has_batchnorm=False)
+    assert got[0] == (0, 3, pytest.approx(3 / 5)) and got[1] == (3, 5, pytest.approx(2 / 5))
+    # batch-norm: a one-sample slice sits out (weight 0) and the other slice carries the whole batch
     monkeypatch.setattr(D, "rank", lambda: 1)
-    piece, w = _rank_piece(part[:3], has_batchnorm=True)
-    assert piece.size == 0 and w == 0.0
+    assert rank_slice(3, has_batchnorm=True)[2] == 0.0
     monkeypatch.setattr(D, "rank", lambda: 0)
-    piece, w = _rank_piece(part[:3], has_batchnorm=True)
-    assert piece.tolist() == [10, 11] and w == 1.0
+    assert rank_slice(3, has_batchnorm=True) == (0, 2, 1.0)
+    # fewer samples than ranks: the empty slice sits out
+    monkeypatch.setattr(D, "rank", lambda: 1)
+    assert rank_slice(1, has_batchnorm=False) == (1, 1, 0.0)
 
 
 # --------------------------------------------------------------------------- training with extensions
@@ -336,19 +339,51 @@ def _ext_model_and_pool(strategy: str) -> tuple[al.ALModel, al.Pools, al.Trainer
         model.attach(ext)
     pools = al.Pools(x, num_classes=3)
     pools.record(al.SimulatedOracle(y, num_classes=3).answer(al.Query(np.arange(0, 60, 3)[:17])), cycle=0)
-    return model, pools, al.Trainer(al.TrainConfig(epochs=3, batch_size=8))
+    return model, pools, al.Trainer(al.TrainConfig(epochs=3, batch_size=8, optimizer="sgd", lr=0.05))  # SGD: sees a wrong gradient scale
 
 
 def _flat_state(model: al.ALModel) -> list[float]:
     return torch.cat([p.detach().reshape(-1).double() for p in model.parameters()]).tolist()
 
 
+def _bn_model_and_pool() -> tuple[al.ALModel, al.Pools, al.Trainer]:
+    """A batch-norm CNN, 17 samples in batches of 3 (slices 2 + 1: rank 1 sits out every step) and a last batch of 2."""
+    y = torch.as_tensor(np.repeat(np.arange(3), 20))
+    x = torch.as_tensor(_blobs(60, 16, 3, 11)).view(60, 1, 4, 4)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = al.backbones.SmallCNN(1, 3, image_size=4, width=4, hidden=8)
+    model = al.ALModel(net, num_classes=3, device="cpu")
+    pools = al.Pools(x, num_classes=3)
+    pools.record(al.SimulatedOracle(y, num_classes=3).answer(al.Query(np.arange(0, 60, 3)[:17])), cycle=0)
+    return model, pools, al.Trainer(al.TrainConfig(epochs=2, batch_size=3))
+
+
+# trained under DDP by _ext_train_worker: the first two are compared with one process, the others for identical replicas
+EXT_CASES = ("ncenet", "dacs", "vaal", "batchnorm")
+
+
 def _ext_train_worker(rank: int, port: int, out: str) -> None:
     _init(rank, port)
-    result = {}
-    for name in ("ncenet", "dacs"):
-        model, pools, trainer = _ext_model_and_pool(name)
-        result[name] = {"loss": trainer.fit(model, pools)["train_loss"], "weights": _flat_state(model)}
+    wraps = []
+    ddp_cls = torch.nn.parallel.DistributedDataParallel
+
+    class Counted(ddp_cls):  # type: ignore[misc, valid-type]
+        def __init__(self, module: torch.nn.Module, **kw: Any) -> None:
+            wraps.append(kw.get("find_unused_parameters"))
+            super().__init__(module, **kw)
+
+    torch.nn.parallel.DistributedDataParallel = Counted  # type: ignore[misc]
+    result: dict[str, Any] = {}
+    for name in EXT_CASES:
+        model, pools, trainer = _bn_model_and_pool() if name == "batchnorm" else _ext_model_and_pool(name)
+        loss = trainer.fit(model, pools)["train_loss"]
+        result[name] = {
+            "loss": loss, "weights": _flat_state(model), "buffers": [b.double().sum().item() for b in model.buffers()],
+            "no_grad": sorted(n for n, p in model.named_parameters() if p.grad is None),
+        }
+    torch.nn.parallel.DistributedDataParallel = ddp_cls  # type: ignore[misc]
+    result["wraps"] = wraps
     Path(out, f"ext{rank}.json").write_text(json.dumps(result))
     D.cleanup()
     if os.path.isdir("/proc/self/task"):  # Linux: the group was freed, its gloo worker threads joined (none left for exit)
@@ -365,13 +400,22 @@ def _ext_train_worker(rank: int, port: int, out: str) -> None:
 
 
 def test_two_process_training_with_head_replacement_and_aux_head(tmp_path: Path) -> None:
-    """ncenet (head replacement, gradient clip 5) and dacs (auxiliary head), with a step one rank sits out."""
+    """Training under DDP: ncenet (head replacement, gradient clip 5), dacs (auxiliary head), VAAL (trains itself),
+    a batch-norm CNN; steps a rank sits out (an empty slice, a one-sample batch-norm slice)."""
     _spawn(_ext_train_worker, str(tmp_path))
     r0, r1 = (json.loads((tmp_path / f"ext{r}.json").read_text()) for r in range(WORLD))
-    for name in ("ncenet", "dacs"):
-        assert r0[name]["weights"] == r1[name]["weights"]  # identical replicas (the empty rank clips too)
+    assert r0["wraps"] == r1["wraps"] == [True] * len(EXT_CASES)  # one DDP per fit, find_unused_parameters=True
+    for name in EXT_CASES:
+        # identical replicas: DDP-averaged gradients, the same clip everywhere, rank 0's buffers and VAAL nets broadcast at the end
+        assert r0[name]["weights"] == r1[name]["weights"], name
+        assert r0[name]["buffers"] == r1[name]["buffers"], name
         assert r0[name]["loss"] == r1[name]["loss"] and np.isfinite(r0[name]["loss"])
+    for name in ("ncenet", "dacs"):
         model, pools, trainer = _ext_model_and_pool(name)
         single = trainer.fit(model, pools)
-        np.testing.assert_allclose(r0[name]["weights"], _flat_state(model), rtol=1e-4, atol=1e-6)
+        # the same update as one process up to float summation order (measured: at most 1e-8 apart)
+        np.testing.assert_allclose(r0[name]["weights"], _flat_state(model), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(r0[name]["loss"], single["train_loss"], rtol=1e-5)
+        # parameters without gradient (the backbone's own head under ncenet) stay without, as in one process
+        assert r0[name]["no_grad"] == sorted(n for n, p in model.named_parameters() if p.grad is None), name
+    assert any("backbone.head" in n for n in r0["ncenet"]["no_grad"])

@@ -20,6 +20,7 @@ CUDA device with NCCL (:func:`comm_device`).  See ``docs/distributed.md``.
 from __future__ import annotations
 
 import os
+import warnings
 from datetime import timedelta
 from typing import Any, Callable, Literal, TypeVar, overload
 
@@ -306,12 +307,23 @@ def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
 def all_reduce_gradients(params: list[torch.nn.Parameter]) -> None:
     """Sum the gradients of ``params`` over ranks, in place (one flat all-reduce).
 
+    Deprecated: the trainer now trains under ``DistributedDataParallel``
+    (:class:`activelearn.steps.ParallelStep`), which averages gradients in
+    its backward; this helper is kept for code that called it and will be
+    removed in a later release.
+
     Each rank is expected to have scaled its loss by its share of the global
     batch, so the sum is the gradient of the global batch mean (the average
     DDP computes, weighted by shard size).  A parameter with no gradient on
     one rank counts as zero there; a parameter with no gradient on every rank
     keeps ``grad = None`` (so optimisers skip it, as in one process).
     """
+    warnings.warn(
+        "all_reduce_gradients is deprecated: wrap the module in torch.nn.parallel.DistributedDataParallel "
+        "(the trainer does, see activelearn.steps.ParallelStep)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     if not is_distributed() or not params:
         return
     dev = comm_device()

@@ -171,6 +171,10 @@ class ModelExtension(nn.Module):
     #: True when :meth:`step_loss` needs ``StepContext.unlabeled_inputs``: the
     #: trainer then also draws a seeded unlabeled batch at every step.
     uses_unlabeled: bool = False
+    #: True when :meth:`step_loss` updates this extension's parameters with its
+    #: own optimisers (e.g. VAAL): data-parallel training then keeps them out of
+    #: DistributedDataParallel (see ``docs/distributed.md``).
+    trains_itself: bool = False
 
     def build_from(self, ctx: BuildContext) -> None:
         """Create the parameters from a :class:`BuildContext` (default: calls :meth:`build`)."""

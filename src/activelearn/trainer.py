@@ -8,7 +8,6 @@ schedule, and the papers' setups are instances of it (see
 from __future__ import annotations
 
 import contextlib
-import inspect
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Literal
@@ -19,9 +18,11 @@ import torch.nn.functional as F
 
 from . import distributed as D
 from ._validation import check_positive_int
+from .batches import LabeledBatches, Transform, UnlabeledBatches
 from .exceptions import InvalidInputError, InvalidParameterError
-from .model import ALModel, StepContext
+from .model import ALModel
 from .pools import Pools
+from .steps import ParallelStep, StepBatch, rank_slice, resolve_loss, sit_out_batch, trained_by_some_rank, zero_loss
 
 __all__ = ["TrainConfig", "Trainer", "evaluate", "resolve_loss"]
 
@@ -70,26 +71,6 @@ class TrainConfig:
         return TrainConfig(**data)
 
 
-def resolve_loss(loss: str, task: str) -> str:
-    """The main loss of a task: ``"auto"`` becomes cross-entropy for classification, MSE for regression.
-
-    Cross-entropy on a regression task is refused: with targets in [0, 1) it is
-    exactly 0 (the targets truncate to class 0 of a one-output head) and nothing learns.
-    """
-    if loss == "auto":
-        return "cross_entropy" if task == "classification" else "mse"
-    if loss == "cross_entropy" and task == "regression":
-        raise InvalidParameterError("loss='cross_entropy' needs class targets but the task is regression; use loss='mse' or 'auto'")
-    return loss
-
-
-def _main_loss(config: TrainConfig, logits: torch.Tensor, y: torch.Tensor, task: str = "classification") -> torch.Tensor:
-    if resolve_loss(config.loss, task) == "cross_entropy":
-        return F.cross_entropy(logits.float(), y.long())
-    target = y.float().view(logits.shape[0], -1)
-    return F.mse_loss(logits.float().view_as(target), target)
-
-
 class Trainer:
     """Fits a model on the labeled samples of a pool with one :class:`TrainConfig`.
 
@@ -107,19 +88,18 @@ class Trainer:
     -----
     In a ``torch.distributed`` run (:mod:`activelearn.distributed`) every rank
     draws the same shuffled order (same seed) and trains on its contiguous
-    slice of each mini-batch (the labeled set is thus sharded like
-    ``DistributedSampler`` would, but per batch, so ``batch_size`` stays the
-    global batch size).  Each rank's loss is weighted by its slice's share and
-    the gradients are summed over ranks with one all-reduce per step, which is
-    the data-parallel update of ``DistributedDataParallel`` (same starting
-    weights broadcast from rank 0, same averaged gradient on every rank, so the
-    replicas stay identical).  The all-reduce is done explicitly after
-    ``backward`` rather than by wrapping the model in DDP: a head replacement
-    leaves the backbone's head without gradient, which DDP only accepts with
-    ``find_unused_parameters=True``, and that option rejects extension losses
-    computed outside ``forward`` (both failures observed with torch 2.15; see
-    ``docs/distributed.md``).  Batch-norm statistics are per rank (no
-    SyncBatchNorm).
+    slice of each global mini-batch (``batch_size`` stays the global batch
+    size; every rank takes the same number of steps).  The step's whole loss
+    (model forward, main or head loss, extension losses) is one module
+    (:class:`activelearn.steps.StepLoss`) wrapped in
+    :class:`torch.nn.parallel.DistributedDataParallel`, whose backward averages
+    the gradients; each rank's loss is scaled by ``world_size`` times its
+    slice's share of the batch, so every step applies the gradient of the
+    whole batch's mean loss, as one process would, up to float rounding.
+    Gradient clipping follows the (synchronised) backward.  A rank whose
+    slice is empty, or a single sample with batch-norm, runs the step on a
+    stand-in sample with weight 0 (:func:`activelearn.steps.zero_loss`).
+    See ``docs/distributed.md``.
     """
 
     def __init__(
@@ -143,6 +123,14 @@ class Trainer:
             return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
         return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
 
+    def _prepare_optimizer(self, model: ALModel) -> torch.optim.Optimizer:
+        """A fresh optimizer (and initial weights) with ``from_scratch``, else the previous cycle's."""
+        if self.config.from_scratch or self.optimizer is None:
+            if self.config.from_scratch:
+                model.reset_parameters()
+            self.optimizer = self._make_optimizer(model)
+        return self.optimizer
+
     def fit(
         self, model: ALModel, pools: Pools, *, cycle: int = 0, on_epoch_end: Callable[[int, dict[str, float]], None] | None = None
     ) -> dict[str, float]:
@@ -150,98 +138,20 @@ class Trainer:
 
         With ``model.open_set`` the rejected samples (``pools.rejected``) are
         trained too, as class ``model.num_classes`` (the auxiliary class K+1).
+        ``on_epoch_end(epoch, {"train_loss", "lr"})`` is called after each epoch.
 
         Returns a summary (final training loss, seconds).
         """
-        c = self.config
-        idx = pools.labeled
-        if idx.size == 0:
-            raise InvalidInputError("no labeled samples to train on; query an initial set first")
-        y_all = torch.as_tensor(pools.labels_of(idx))
-        if getattr(model, "open_set", False):
-            # the "not in task" device: rejected samples are trained as the extra class K+1
-            rej = pools.rejected
-            idx = np.concatenate([idx, rej])
-            y_all = torch.cat([y_all, torch.full((rej.size,), model.num_classes, dtype=y_all.dtype)])
+        idx, targets = _training_set(model, pools)
         start = time.perf_counter()
-        model.build_extensions(pools.inputs(idx[:2]))
-        if c.from_scratch or self.optimizer is None:
-            if c.from_scratch:
-                model.reset_parameters()
-            self.optimizer = self._make_optimizer(model)
-        opt = self.optimizer
-        for group in opt.param_groups:
-            group["lr"] = c.lr
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(c.milestones), gamma=c.gamma)
-        use_amp = bool(c.amp and model.device.type == "cuda")
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-        gen = torch.Generator().manual_seed(int(np.random.SeedSequence([c.seed, cycle]).generate_state(1)[0]))
-        aug_gen = torch.Generator().manual_seed(int(gen.initial_seed()) + 2)
-        n = idx.size
-        epochs = range(c.epochs)
+        model.build_extensions(pools.inputs(idx[:2]))  # before DDP wraps the model: it registers the parameters that exist
+        run = _FitRun(self.config, model, pools, idx, targets, self._prepare_optimizer(model), cycle, self.transform)
+        epochs: Any = range(self.config.epochs)
         if self.progress:
             from tqdm.auto import tqdm
 
             epochs = tqdm(epochs, desc=f"train c{cycle}", leave=False)
-        last_loss = float("nan")
-        head_ext = model.head_extension
-        exts = list(model.extensions.values())
-        has_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-        sharded = D.is_distributed()
-        if sharded:  # same starting weights everywhere, as DistributedDataParallel ensures
-            D.broadcast_module(model)
-        params = [p for g in opt.param_groups for p in g["params"]]
-        clip = _grad_clip(c, exts)
-        unlabeled = _UnlabeledBatches(pools, c, cycle) if any(getattr(e, "uses_unlabeled", False) for e in exts) else None
-        step = 0
-        with torch.random.fork_rng(devices=[model.device.index or 0] if model.device.type == "cuda" else []):
-            torch.manual_seed(int(gen.initial_seed()) + 1)
-            for epoch in epochs:
-                model.train()
-                progress = epoch / c.epochs
-                perm = torch.randperm(n, generator=gen).numpy()
-                total, count = 0.0, 0.0
-                plan = [_rank_piece(p, has_batchnorm) if sharded else (p, 1.0) for p in _epoch_parts(perm, c, has_batchnorm)]
-                reader = pools.batches([idx[p] for p, _ in plan if p.size], seed=_epoch_seed(c.seed, cycle, epoch))
-                for part, weight in plan:
-                    if part.size == 0:  # nothing here this step: still take part in the gradient sum
-                        opt.zero_grad(set_to_none=True)
-                        scaler.scale(torch.zeros((), device=model.device))  # sets up the scale if unused so far
-                        _apply_step(opt, scaler, params, clip, sharded)  # same sync and clip as the ranks that trained
-                        continue
-                    x = _augment(self.transform, next(reader), aug_gen, model.device)
-                    y = y_all[torch.from_numpy(part)].to(model.device)
-                    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
-                    with ctx:
-                        out = model(x)
-                        if getattr(model, "open_set", False) and out.logits.shape[1] != model.num_classes + 1:
-                            raise InvalidParameterError(
-                                f"open_set=True needs a backbone with num_classes + 1 = {model.num_classes + 1} outputs "
-                                f"(the last is 'not in task'), got {out.logits.shape[1]}; build it with num_classes={model.num_classes + 1}"
-                            )
-                        if head_ext is not None:
-                            loss = head_ext.head_loss(out, y, progress)
-                        else:
-                            loss = _main_loss(c, out.logits, y, model.task)
-                        step_ctx = StepContext(out, y, progress, x, model, idx[part], step=step, epoch=epoch)
-                        if unlabeled is not None:
-                            step_ctx.unlabeled_indices, step_ctx.unlabeled_inputs = unlabeled.next(self.transform, model.device, sharded)
-                        for ext in exts:
-                            extra = ext.step_loss(step_ctx)  # type: ignore[operator]
-                            if extra is not None:
-                                loss = loss + extra
-                    opt.zero_grad(set_to_none=True)
-                    scaler.scale(loss * weight).backward()
-                    _apply_step(opt, scaler, params, clip, sharded)
-                    total += float(loss.detach()) * part.size
-                    count += part.size
-                    step += 1
-                if sharded:
-                    total, count = D.all_reduce_sum([total, count])
-                last_loss = total / max(count, 1)
-                if on_epoch_end is not None:  # per-epoch hook (loggers); lr of this epoch, before the scheduler's step
-                    on_epoch_end(epoch, {"train_loss": last_loss, "lr": float(opt.param_groups[0]["lr"])})
-                scheduler.step()
+        last_loss = run.run(epochs, on_epoch_end)
         model.mark_trained()
         return {"train_loss": last_loss, "train_seconds": time.perf_counter() - start}
 
@@ -259,71 +169,112 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-class _UnlabeledBatches:
-    """Seeded unlabeled batches for extensions with ``uses_unlabeled``: a walk through permutations of the pool.
+def _training_set(model: ALModel, pools: Pools) -> tuple[np.ndarray, torch.Tensor]:
+    """Pool indices and targets to train on; with ``open_set`` the rejected samples as class K (the K+1-th)."""
+    idx = pools.labeled
+    if idx.size == 0:
+        raise InvalidInputError("no labeled samples to train on; query an initial set first")
+    targets = torch.as_tensor(pools.labels_of(idx))
+    if getattr(model, "open_set", False):  # the "not in task" device
+        rej = pools.rejected
+        idx = np.concatenate([idx, rej])
+        targets = torch.cat([targets, torch.full((rej.size,), model.num_classes, dtype=targets.dtype)])
+    return idx, targets
 
-    The generator is seeded from ``(TrainConfig.seed, cycle, 1)``, independent of
-    the labeled shuffling, so attaching such an extension does not change the
-    labeled batches.  Each step takes the next ``batch_size`` samples of the
-    current permutation (a new permutation when it runs out), as cycling a
-    shuffled unlabeled loader does.  In a distributed run every rank draws the
-    same batch and keeps its contiguous slice.
+
+class _FitRun:
+    """The state of one ``Trainer.fit``: seeded generators, schedule, batch streams, the (data-parallel) step.
+
+    Seeds: the labeled permutations draw from a generator seeded by
+    ``SeedSequence([seed, cycle])``, augmentation from that seed + 2, the
+    forked global RNG (dropout, extensions) from that seed + 1, the unlabeled
+    stream from ``(seed, cycle, 1)``.
     """
 
-    def __init__(self, pools: Pools, config: TrainConfig, cycle: int) -> None:
-        self.pools = pools
-        self.pool = pools.unlabeled
-        self.size = min(config.batch_size, self.pool.size)
-        seed = int(np.random.SeedSequence([config.seed, cycle, 1]).generate_state(1)[0])
-        self.gen = torch.Generator().manual_seed(seed)
-        self.aug_gen = torch.Generator().manual_seed(seed + 1)
-        self.order = np.zeros(0, dtype=np.int64)
-        self.pos = 0
+    def __init__(
+        self, config: TrainConfig, model: ALModel, pools: Pools, idx: np.ndarray, targets: torch.Tensor,
+        opt: torch.optim.Optimizer, cycle: int, transform: Transform | None,
+    ) -> None:
+        self.c, self.model, self.pools, self.idx, self.targets, self.opt, self.transform = config, model, pools, idx, targets, opt, transform
+        for group in opt.param_groups:
+            group["lr"] = config.lr
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(config.milestones), gamma=config.gamma)
+        self.use_amp = bool(config.amp and model.device.type == "cuda")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        gen = torch.Generator().manual_seed(int(np.random.SeedSequence([config.seed, cycle]).generate_state(1)[0]))
+        self.aug_gen = torch.Generator().manual_seed(int(gen.initial_seed()) + 2)
+        self.torch_seed = int(gen.initial_seed()) + 1
+        self.has_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        self.batches = LabeledBatches(idx, config.batch_size, config.drop_last, self.has_batchnorm, gen)
+        exts = list(model.extensions.values())
+        self.params = [p for g in opt.param_groups for p in g["params"]]
+        self.clip = _grad_clip(config, exts)
+        wants_unlabeled = any(getattr(e, "uses_unlabeled", False) for e in exts)
+        self.unlabeled = UnlabeledBatches(pools, config.batch_size, config.seed, cycle) if wants_unlabeled else None
+        self.sharded = D.is_distributed()
+        self.world = D.world_size()
+        self.step = 0
+        self.cycle = cycle
 
-    def next(
-        self, transform: Callable[[torch.Tensor], torch.Tensor] | None, device: torch.device, sharded: bool
-    ) -> tuple[np.ndarray | None, torch.Tensor | None]:
-        """The next (indices, inputs on ``device``), or (None, None) when the unlabeled pool is empty."""
-        if self.size == 0:
-            return None, None
-        if self.pos + self.size > self.order.size:
-            self.order = self.pool[torch.randperm(self.pool.size, generator=self.gen).numpy()]
-            self.pos = 0
-        rows = self.order[self.pos : self.pos + self.size]
-        self.pos += self.size
-        if sharded:
-            a, b = D.shard_range(rows.size)
-            rows = rows[a:b]
-        x = self.pools.inputs(rows)
-        return rows, _augment(transform, x, self.aug_gen, device) if len(x) else x.to(device)
+    def run(self, epochs: Any, on_epoch_end: Callable[[int, dict[str, float]], None] | None) -> float:
+        """Train every epoch; the last epoch's mean training loss."""
+        dev = self.model.device
+        last_loss = float("nan")
+        with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
+            torch.manual_seed(self.torch_seed)
+            step = ParallelStep(self.model, resolve_loss(self.c.loss, self.model.task))  # under DDP: broadcasts rank 0's weights and buffers
+            try:
+                for epoch in epochs:
+                    last_loss = self._epoch(step, epoch)
+                    if on_epoch_end is not None:  # per-epoch hook (loggers); lr of this epoch, before the scheduler's step
+                        on_epoch_end(epoch, {"train_loss": last_loss, "lr": float(self.opt.param_groups[0]["lr"])})
+                    self.scheduler.step()
+            except BaseException:
+                step.close(sync=False)  # another rank may not reach a collective any more
+                raise
+            step.close()
+        return last_loss
 
+    def _epoch(self, step: ParallelStep, epoch: int) -> float:
+        """One pass over the labeled set; its mean loss (over every rank's samples)."""
+        self.model.train()
+        progress = epoch / self.c.epochs
+        parts = [p for p in self.batches.epoch() if not self.sharded or trained_by_some_rank(p.size, self.has_batchnorm)]
+        reader = self.batches.reader(self.pools, parts, _epoch_seed(self.c.seed, self.cycle, epoch))
+        total, count = 0.0, 0.0
+        for part in parts:
+            loss_sum, n = self._step(step, part, next(reader), progress, epoch)
+            total += loss_sum
+            count += n
+        if self.sharded:
+            total, count = D.all_reduce_sum([total, count])
+        return total / max(count, 1)
 
-def _apply_step(
-    opt: torch.optim.Optimizer, scaler: Any, params: list[torch.nn.Parameter], clip: float | None, sharded: bool
-) -> None:
-    """Finish a step after ``backward``: sum gradients over ranks, clip, update.
+    def _step(self, step: ParallelStep, part: np.ndarray, x_all: torch.Tensor, progress: float, epoch: int) -> tuple[float, int]:
+        """One optimisation step on the global batch ``part`` (inputs ``x_all``); (sum of this rank's losses, its samples)."""
+        a, b, weight = rank_slice(part.size, self.has_batchnorm) if self.sharded else (0, part.size, 1.0)
+        keep = slice(a, b) if weight > 0 else slice(0, 1)  # a rank that sits out computes a stand-in sample
+        dev = self.model.device
+        x = self.batches.rank_inputs(x_all, self.transform, self.aug_gen, keep, dev)
+        mine = part[keep]
+        batch = StepBatch(x, self.targets[torch.from_numpy(mine)].to(dev), self.idx[mine], progress, self.step, epoch)
+        if self.unlabeled is not None:  # drawn on every rank, also one that sits out, so the streams stay aligned
+            batch.unlabeled_indices, batch.unlabeled_inputs = self.unlabeled.next(self.transform, dev)
+        with torch.autocast("cuda", dtype=torch.bfloat16) if self.use_amp else contextlib.nullcontext():
+            loss = step(batch) if weight > 0 else zero_loss(step, sit_out_batch(batch))
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss * (weight * self.world)).backward()  # DDP averages: world x share = the share-weighted sum
+        self._apply()
+        self.step += 1
+        return (float(loss.detach()) * mine.size, mine.size) if weight > 0 else (0.0, 0)
 
-    Every rank runs this, also a rank that sat the step out, so the replicas
-    apply the same synchronised, clipped gradient.
-    """
-    if sharded:
-        D.all_reduce_gradients(params)
-    if clip is not None:
-        scaler.unscale_(opt)  # clip the true gradient, not the AMP-scaled one
-        torch.nn.utils.clip_grad_norm_(params, clip)
-    scaler.step(opt)
-    scaler.update()
-
-
-def _epoch_parts(perm: np.ndarray, c: TrainConfig, has_batchnorm: bool) -> list[np.ndarray]:
-    """The epoch's batches of positions: ``drop_last`` drops a short last batch, batch-norm skips a single sample."""
-    n, bs = perm.size, c.batch_size
-    parts = [perm[s : s + bs] for s in range(0, n, bs)]
-    if parts and c.drop_last and parts[-1].size < bs and n > bs:
-        parts.pop()
-    if has_batchnorm and n > 1:
-        parts = [p for p in parts if p.size != 1]  # batch-norm cannot train on a single sample
-    return parts
+    def _apply(self) -> None:
+        """Clip the (synchronised, unscaled) gradient if asked, then update."""
+        if self.clip is not None:
+            self.scaler.unscale_(self.opt)  # clip the true gradient, not the AMP-scaled one
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
 
 
 def _epoch_seed(seed: int, cycle: int, epoch: int) -> int:
@@ -331,52 +282,11 @@ def _epoch_seed(seed: int, cycle: int, epoch: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(cycle), int(epoch), 0xDA7A]).generate_state(1)[0])
 
 
-def _augment(transform: Callable[..., torch.Tensor] | None, x: torch.Tensor, gen: torch.Generator, device: torch.device) -> torch.Tensor:
-    """The batch on ``device``, augmented by ``transform`` when there is one.
-
-    A transform with ``batched = True`` (e.g. :class:`activelearn.augment.RandomCropFlip`)
-    is called once on the whole batch after the copy to ``device`` (augmentation
-    on the GPU when training there); any other transform is called per sample on
-    the host, given ``generator=gen`` when it takes one (then it never draws
-    from the global RNG).
-    """
-    if transform is None:
-        return x.to(device, non_blocking=True)
-    if getattr(transform, "batched", False):
-        return transform(x.to(device, non_blocking=True), generator=gen)
-    return _per_sample(transform, x, gen).to(device, non_blocking=True)
-
-
-def _per_sample(transform: Callable[..., torch.Tensor], x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    try:
-        takes_gen = "generator" in inspect.signature(transform).parameters
-    except (TypeError, ValueError):  # builtins and some C callables have no signature
-        takes_gen = False
-    return torch.stack([transform(xi, generator=gen) if takes_gen else transform(xi) for xi in x])
-
-
 def _grad_clip(config: TrainConfig, extensions: list[Any]) -> float | None:
     """The gradient-norm clip of a step: the smallest of the config's and the attached extensions' requests."""
     asked = [config.grad_clip, *(getattr(ext, "max_grad_norm", None) for ext in extensions)]
     values = [float(v) for v in asked if v is not None]
     return min(values) if values else None
-
-
-def _rank_piece(part: np.ndarray, has_batchnorm: bool) -> tuple[np.ndarray, float]:
-    """This rank's contiguous slice of one global batch and its loss weight.
-
-    The weight is the slice's share of the batch, so that summing the ranks'
-    gradients (:func:`activelearn.distributed.all_reduce_gradients`) gives the
-    gradient of the whole batch's mean loss.  With batch-norm a slice of one
-    sample cannot train; it is left out and the others' shares renormalised.
-    """
-    world = D.world_size()
-    sizes = D.shard_sizes(part.size, world)
-    usable = [s for s in sizes if not (has_batchnorm and s == 1)]
-    a, b = D.shard_range(part.size)
-    if has_batchnorm and b - a == 1:
-        return part[:0], 0.0
-    return part[a:b], (b - a) / max(sum(usable), 1)
 
 
 def evaluate(model: ALModel, x: torch.Tensor, y: torch.Tensor, *, batch_size: int | None = None) -> dict[str, float]:

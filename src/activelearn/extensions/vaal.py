@@ -78,6 +78,7 @@ class VAALModule(ModelExtension):
     name = "vaal"
     provides = ("vaal_labeled_prob",)
     uses_unlabeled = True
+    trains_itself = True  # steps its own optimisers in step_loss (kept out of DDP, see activelearn.steps)
 
     def __init__(
         self,
