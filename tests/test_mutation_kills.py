@@ -236,3 +236,43 @@ def test_purity_rank_proposes_the_clusters_the_model_agrees_on_most() -> None:
     q = strategy.select(_FixedPredictions(pred), pools, 2)  # type: ignore[arg-type]
     # purest first: group 1 (10/10), then group 3 (9/10)
     assert [g.tolist() for g in q.groups] == [list(range(10, 20)), list(range(30, 40))]
+
+
+# ---------------------------------------------------------------- Entropy-D
+def test_entropy_d_is_entropy_plus_gamma_times_the_normalised_latent_distance() -> None:
+    """Mutants killed: ``ent - gamma * D``, ``-(ent + gamma * D)`` and an unnormalised or negated ``D``."""
+    from scipy.spatial.distance import cdist
+
+    s = make_setup("entropy_d", params={"gamma": 0.5, "ae_epochs": 1})
+    unl = s.pools.unlabeled[:40]
+    score = s.strategy.score(s.model, s.pools, unl)
+    p = s.model.outputs(s.pools, unl, "probs")["probs"].double().numpy()
+    entropy = -(p * np.log(p)).sum(1)
+    z = s.strategy.latents(s.model, s.pools).double().cpu().numpy()  # type: ignore[attr-defined]
+    d = cdist(z[unl], z[s.pools.labeled]).min(1)
+    np.testing.assert_allclose(score, entropy + 0.5 * d / d.max(), rtol=1e-6, atol=1e-9)
+    assert entropy.max() > 0.05 and d.max() > 0  # both terms matter
+
+
+# ---------------------------------------------------------------- record.extra books
+def test_loop_books_select_calls_and_examined_samples_in_record_extra() -> None:
+    """Mutant killed: every ``record.extra[...] = ...`` of the loop dropped (the open-set books are checked too)."""
+    x, y = blobs(90)
+    model = al.ALModel(MLP(16, 3, hidden=(8,)), num_classes=3, device="cpu", seed=0)
+    pools = al.Pools(x, num_classes=3)
+    in_task = np.arange(90) % 3 != 0
+    oracle = al.SimulatedOracle(y, num_classes=3, in_task=in_task)
+    loop = al.ActiveLoop(model, al.strategies.get("random", seed=0), oracle, pools, budget=4, cycles=3, initial=6,
+                         trainer=al.Trainer(al.TrainConfig(epochs=1, batch_size=16)), progress=False, mode="quota")
+    h = loop.run()
+    for r in h.records[:-1]:  # the last cycle selects nothing
+        assert r.extra["select_calls"] >= 1
+        assert r.extra["examined_this_cycle"] == len(r.selected)
+        assert int(in_task[r.selected].sum()) == 4  # quota mode: exactly the budget of in-task labels
+        # quota of 4 in-task labels with 1/3 out of task: calls until met; each call asks for the missing ones
+    assert [r.extra.get("select_calls") for r in h.records][-1] is None
+    for r in h.records:
+        books = r.extra
+        assert books["in_task_labels"] == r.n_labeled
+        assert books["examined"] == books["in_task_labels"] + books["rejected"]
+    assert h.records[-1].extra["rejected"] == int((~in_task[[e.index for e in pools.log]]).sum()) > 0
