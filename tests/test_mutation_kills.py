@@ -238,6 +238,42 @@ def test_purity_rank_proposes_the_clusters_the_model_agrees_on_most() -> None:
     assert [g.tolist() for g in q.groups] == [list(range(10, 20)), list(range(30, 40))]
 
 
+def _blob_pools(sizes: list[int], spreads: list[float]) -> tuple[al.Pools, np.ndarray]:
+    """Far-apart 2-d blobs (k-means recovers them), blob j has ``sizes[j]`` points of spread ``spreads[j]``."""
+    rng = np.random.default_rng(0)
+    centers = np.array([[0, 0], [50, 0], [0, 50], [50, 50]], dtype=float)
+    x = np.concatenate([c + rng.normal(scale=sd, size=(n, 2)) for c, n, sd in zip(centers, sizes, spreads)])
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    return al.Pools(torch.tensor(x, dtype=torch.float32), num_classes=3), starts
+
+
+def test_compact_rank_proposes_the_tightest_clusters_first() -> None:
+    """Mutants killed: the compact quality dropped, summed over all members (``sum(None)``) or not negated."""
+    # mean squared distance to the centroid (this draw): blob 0 0.17 (40 points), blob 1 0.40 (5 points), blobs 2, 3 larger
+    pools, _ = _blob_pools([40, 5, 10, 10], [0.3, 0.5, 1.0, 2.0])
+    strategy = al.strategies.get("cluster_annotation", scenario="cluster", cluster_size=16, feature="inputs", rank="compact", seed=0)
+    q = strategy.select(_FixedPredictions(np.zeros(65, dtype=np.int64)), pools, 2)  # type: ignore[arg-type]
+    # tightest first: blob 0, then blob 1 (by total squared distance, blob 1 (2.0) would come before blob 0 (6.7))
+    assert [g.tolist() for g in q.groups] == [list(range(0, 40)), list(range(40, 45))]
+
+
+def test_random_rank_draws_distinct_clusters_from_the_seeded_generator() -> None:
+    """Mutants killed: the random rank replaced by purity/compact, drawn with replacement, or unseeded."""
+    from activelearn.strategies.cluster import propose_clusters
+
+    pools, _ = _blob_pools([10, 10, 10, 10], [0.5, 0.5, 0.5, 0.5])
+    pred = np.repeat([0, 1, 2, 0], 10)
+    pred[:5] = 1  # the purity order would put blob 0 last
+    strategy = al.strategies.get("cluster_annotation", scenario="cluster", cluster_size=10, feature="inputs", rank="random", seed=3)
+    q = strategy.select(_FixedPredictions(pred), pools, 3)  # type: ignore[arg-type]
+    # reference: the same generator (seed, cycle, interactions, salt 7), first draw seeds k-means, second picks
+    rng = strategy.rng(pools, 7)
+    groups = propose_clusters(pools.inputs(pools.unlabeled).float(), pools.unlabeled, 3, cluster_size=10, seed=int(rng.integers(2**31 - 1)))
+    pick = sorted(rng.choice(len(groups), size=3, replace=False).tolist())
+    assert [g.tolist() for g in q.groups] == [np.sort(groups[i]).tolist() for i in pick]
+    assert len({g.min() for g in q.groups}) == 3
+
+
 # ---------------------------------------------------------------- Entropy-D
 def test_entropy_d_is_entropy_plus_gamma_times_the_normalised_latent_distance() -> None:
     """Mutants killed: ``ent - gamma * D``, ``-(ent + gamma * D)`` and an unnormalised or negated ``D``."""
