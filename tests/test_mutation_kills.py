@@ -197,6 +197,34 @@ def test_fixed_radius_option_keeps_the_radius_and_still_learns_the_prototypes() 
     assert set(dict(head.named_parameters())) == {"prototypes", "radius"}  # same checkpoint keys either way
 
 
+@pytest.mark.parametrize("distance, default", [("euclidean", 1.0), ("cosine", 10.0)])
+def test_prototype_head_initial_radius_and_prototype_scale(distance: str, default: float) -> None:
+    """Mutants killed: other default radii, the given radius ignored, prototypes drawn with std sqrt(d) instead of 1/sqrt(d)."""
+    torch.manual_seed(0)
+    head = PrototypeHead(distance=distance, prototypes=2)
+    head.build(400, [], 5)
+    torch.testing.assert_close(head.radius.detach(), torch.full((5,), default))
+    assert head.prototypes.shape == (5, 2, 400)
+    assert float(head.prototypes.detach().std()) == pytest.approx(1 / 20, rel=0.05)
+    given = PrototypeHead(distance=distance, radius=0.5)
+    given.build(4, [], 3)
+    torch.testing.assert_close(given.radius.detach(), torch.full((3,), 0.5))
+
+
+def test_prototype_head_loss_is_over_all_classes_even_when_the_batch_lacks_some() -> None:
+    """Mutant killed: ``F.one_hot(targets)`` without the class count (width = largest label in the batch + 1)."""
+    torch.manual_seed(0)
+    head = PrototypeHead()
+    head.build(4, [], 3)
+    out = ForwardOutput(logits=torch.zeros(2, 3), embeddings=torch.randn(2, 4))
+    y = torch.tensor([0, 1])  # class 2 absent
+    p = head.head_probs(out).double()
+    onehot = F.one_hot(y, 3).double()
+    hand = -(onehot * p.log() + (1 - onehot) * (1 - p).log()).mean(1)
+    torch.testing.assert_close(head.head_sample_loss(out, y).double(), hand, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(head.head_loss(out, y, 0.0).double(), hand.mean(), rtol=1e-5, atol=1e-6)
+
+
 def test_fixed_radius_option_is_checked_and_reaches_the_cli_form() -> None:
     with pytest.raises(ValueError, match="learn_radius must be True or False"):
         al.strategies.get("ncenet", learn_radius="no")
