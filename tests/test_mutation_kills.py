@@ -152,6 +152,18 @@ def test_learning_loss_target_is_the_per_sample_cross_entropy() -> None:
     assert hand / 4 != pytest.approx(flipped)
 
 
+def test_learning_loss_regression_target_is_the_per_sample_squared_error() -> None:
+    """Mutants killed in ``per_sample_loss``'s regression branch (reshape, sign, power, mean axis, branch condition)."""
+    # one output per sample, float targets (B,) or int targets with a single output column: squared error
+    out1 = torch.tensor([[1.0], [0.5], [-2.0]])
+    torch.testing.assert_close(lp.per_sample_loss(out1, torch.tensor([0.0, 1.5, 1.0])), torch.tensor([1.0, 1.0, 9.0]))
+    torch.testing.assert_close(lp.per_sample_loss(out1, torch.tensor([0, 2, -1])), torch.tensor([1.0, 2.25, 1.0]))
+    # two outputs, float targets (B, 2): mean over the outputs
+    out2 = torch.tensor([[1.0, 2.0], [0.0, -1.0], [3.0, 3.0]])
+    y2 = torch.tensor([[0.0, 0.0], [2.0, 1.0], [3.0, 0.0]])
+    torch.testing.assert_close(lp.per_sample_loss(out2, y2), torch.tensor([2.5, 4.0, 4.5]))
+
+
 def test_trained_loss_module_ranks_the_true_losses() -> None:
     """Mutants killed: a flipped or noisy ranking target (the module then ranks losses backwards or at random)."""
     s = make_setup("learning_loss", n_labeled=120, epochs=12, params={"subset": None, "detach_at": 1.0})
