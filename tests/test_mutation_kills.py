@@ -152,6 +152,31 @@ def test_learning_loss_target_is_the_per_sample_cross_entropy() -> None:
     assert hand / 4 != pytest.approx(flipped)
 
 
+def test_ranking_loss_ties_and_pair_halving_on_asymmetric_predictions() -> None:
+    """Mutants killed: ties counted as +1 (``dt >= 0``) and both halves of the flipped batch kept (``half = None``)."""
+    pred = torch.tensor([0.5, 0.1, 0.4, 0.0])
+    target = torch.tensor([2.0, 1.0, 3.0, 2.0])
+    # (0, 3): tie -> s = -1, 1 + 0.5 = 1.5;  (1, 2): 1 < 3 -> s = -1, 1 + (0.1 - 0.4) = 0.7
+    assert float(lp.ranking_loss(pred, target)) == pytest.approx((1.5 + 0.7) / 2)
+    with pytest.raises(ValueError, match=r"same length, got \(3,\) and \(2,\)"):
+        lp.ranking_loss(torch.zeros(3), torch.zeros(2))
+
+
+def test_loss_module_applies_its_weight_and_margin() -> None:
+    """Mutants killed: ``weight / ranking`` and the module's margin not passed on."""
+    ll = LossPredictionModule(hidden=1, weight=0.5, margin=2.0)
+    ll.build(1, [], 2)
+    with torch.no_grad():
+        ll.branches[0].weight.fill_(1.0)
+        ll.branches[0].bias.zero_()
+        assert ll.out is not None
+        ll.out.weight.fill_(1.0)
+        ll.out.bias.zero_()
+    out = ForwardOutput(logits=torch.tensor([[0.0, 3.0], [0.0, 0.0]]), embeddings=torch.tensor([[0.3], [0.0]]))
+    # CE 3.05 > 0.69 -> s = +1: 0.5 * max(0, 2 - 0.3) = 0.85
+    assert float(ll.training_loss(out, torch.tensor([0, 0]), 0.0).detach()) == pytest.approx(0.85)
+
+
 def test_learning_loss_regression_target_is_the_per_sample_squared_error() -> None:
     """Mutants killed in ``per_sample_loss``'s regression branch (reshape, sign, power, mean axis, branch condition)."""
     # one output per sample, float targets (B,) or int targets with a single output column: squared error
