@@ -303,19 +303,33 @@ def test_purity_rank_proposes_the_clusters_the_model_agrees_on_most() -> None:
     assert [g.tolist() for g in q.groups] == [list(range(10, 20)), list(range(30, 40))]
 
 
-def _blob_pools(sizes: list[int], spreads: list[float]) -> tuple[al.Pools, np.ndarray]:
+def _blob_pools(sizes: list[int], spreads: list[float], centers: list[list[float]] | None = None) -> tuple[al.Pools, np.ndarray]:
     """Far-apart 2-d blobs (k-means recovers them), blob j has ``sizes[j]`` points of spread ``spreads[j]``."""
     rng = np.random.default_rng(0)
-    centers = np.array([[0, 0], [50, 0], [0, 50], [50, 50]], dtype=float)
+    centers = np.array(centers if centers is not None else [[0, 0], [50, 0], [0, 50], [50, 50]], dtype=float)
     x = np.concatenate([c + rng.normal(scale=sd, size=(n, 2)) for c, n, sd in zip(centers, sizes, spreads)])
     starts = np.concatenate([[0], np.cumsum(sizes)])
     return al.Pools(torch.tensor(x, dtype=torch.float32), num_classes=3), starts
 
 
+def test_purity_is_a_share_and_ties_go_to_the_larger_cluster() -> None:
+    """Mutants killed: purity as a count (``max * size``) and the size tie-break reversed (``+sizes``)."""
+    # blobs of 8 (all agree), 12 (all agree), 20 (18 agree), 10 (5 agree)
+    pools, starts = _blob_pools([8, 12, 20, 10], [0.5, 0.5, 0.5, 0.5])
+    pred = np.zeros(50, dtype=np.int64)
+    pred[starts[2] : starts[2] + 2] = 1
+    pred[starts[3] : starts[3] + 5] = 2
+    strategy = al.strategies.get("cluster_annotation", scenario="cluster", cluster_size=12, feature="inputs", seed=0)
+    q = strategy.select(_FixedPredictions(pred), pools, 3)  # type: ignore[arg-type]
+    # shares 1, 1, 0.9, 0.5: the two pure blobs first, the larger (12) before the smaller (8), then the 0.9 one
+    assert [g.tolist() for g in q.groups] == [list(range(8, 20)), list(range(0, 8)), list(range(20, 40))]
+
+
 def test_compact_rank_proposes_the_tightest_clusters_first() -> None:
     """Mutants killed: the compact quality dropped, summed over all members (``sum(None)``) or not negated."""
     # mean squared distance to the centroid (this draw): blob 0 0.17 (40 points), blob 1 0.40 (5 points), blobs 2, 3 larger
-    pools, _ = _blob_pools([40, 5, 10, 10], [0.3, 0.5, 1.0, 2.0])
+    # the tightest blobs lie farthest from the origin: a spread measured around -centroid would rank them last
+    pools, _ = _blob_pools([40, 5, 10, 10], [0.3, 0.5, 1.0, 2.0], [[50, 50], [0, 50], [50, 0], [0, 0]])
     strategy = al.strategies.get("cluster_annotation", scenario="cluster", cluster_size=16, feature="inputs", rank="compact", seed=0)
     q = strategy.select(_FixedPredictions(np.zeros(65, dtype=np.int64)), pools, 2)  # type: ignore[arg-type]
     # tightest first: blob 0, then blob 1 (by total squared distance, blob 1 (2.0) would come before blob 0 (6.7))
