@@ -16,14 +16,25 @@ longer reaches the backbone.
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..exceptions import InvalidParameterError
-from ..model import ForwardOutput, ModelExtension
+from ..model import BuildContext, ForwardOutput, ModelExtension, StepContext
 
-__all__ = ["LossPredictionModule", "ranking_loss", "per_sample_loss"]
+__all__ = ["LossPredictionModule", "ranking_loss", "per_sample_loss", "PerSampleHeadLoss"]
+
+
+@runtime_checkable
+class PerSampleHeadLoss(Protocol):
+    """A head-replacing extension that can give its own per-sample loss (e.g. NCE-Net's prototype head)."""
+
+    def head_sample_loss(self, out: ForwardOutput, targets: torch.Tensor) -> torch.Tensor:
+        """Per-sample main loss, shape ``(B,)``, whose batch mean is the head's ``head_loss``."""
+        ...
 
 
 def ranking_loss(pred: torch.Tensor, target: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
@@ -88,10 +99,12 @@ class LossPredictionModule(ModelExtension):
 
     Notes
     -----
-    The target losses are the per-sample cross-entropy of the backbone's logits
-    (squared error for regression targets).  When another extension replaces
-    the head (e.g. NCE-Net), those logits are not the trained head's, so
-    combining this module with a head replacement is not meaningful.
+    The target losses are the per-sample losses of the model's head: the
+    cross-entropy of the backbone's logits (squared error for regression
+    targets), or, when another extension replaces the head, that head's own
+    per-sample loss (:class:`PerSampleHeadLoss`; e.g. NCE-Net's BCE, so
+    ``ncenet+learning_loss`` is the NCE-Net paper's "NCE + LL4AL").  A head
+    replacement without ``head_sample_loss`` is refused when the module is built.
     """
 
     name = "loss_prediction"
@@ -110,6 +123,11 @@ class LossPredictionModule(ModelExtension):
         self.uses_stages = True
         self.branches = nn.ModuleList()
         self.out: nn.Linear | None = None
+
+    def build_from(self, ctx: BuildContext) -> None:
+        """Refuse a head replacement that cannot give per-sample losses, then :meth:`build`."""
+        _head_target_source(ctx.model.head_extension)
+        super().build_from(ctx)
 
     def build(self, embedding_dim: int, stage_shapes: list[tuple[int, ...]], num_classes: int) -> None:
         """One ``Linear(C -> hidden)`` per tapped stage (channels for conv maps), then ``Linear(-> 1)``."""
@@ -135,13 +153,36 @@ class LossPredictionModule(ModelExtension):
             feats.append(F.relu(branch(v)))
         return self.out(torch.cat(feats, dim=1)).squeeze(1)
 
+    def step_loss(self, ctx: StepContext) -> torch.Tensor | None:
+        """:meth:`training_loss`, or, under a head replacement, the ranking loss on that head's own per-sample loss."""
+        head = _head_target_source(ctx.model.head_extension)
+        if head is None:
+            return self.training_loss(ctx.out, ctx.targets, ctx.progress)
+        return self.ranking_term(ctx.out, head.head_sample_loss(ctx.out, ctx.targets), ctx.progress)
+
     def training_loss(self, out: ForwardOutput, targets: torch.Tensor, progress: float) -> torch.Tensor:
-        """``weight * ranking_loss`` on the batch; taps detached once ``progress >= detach_at``."""
-        target = per_sample_loss(out.logits, targets)
+        """``weight * ranking_loss`` against the backbone head's per-sample losses (:func:`per_sample_loss`)."""
+        return self.ranking_term(out, per_sample_loss(out.logits, targets), progress)
+
+    def ranking_term(self, out: ForwardOutput, target: torch.Tensor, progress: float) -> torch.Tensor:
+        """``weight * ranking_loss(predicted, target)``; taps detached once ``progress >= detach_at``."""
         taps = self.taps(out)
         if progress >= self.detach_at:
             taps = [t.detach() for t in taps]
-        return self.weight * ranking_loss(self(taps), target, self.margin)
+        return self.weight * ranking_loss(self(taps), target.detach(), self.margin)
 
     def infer(self, out: ForwardOutput) -> dict[str, torch.Tensor]:
         return {"predicted_loss": self(self.taps(out))}
+
+
+def _head_target_source(head: ModelExtension | None) -> PerSampleHeadLoss | None:
+    """The head replacement whose per-sample loss is the target (None: the backbone's own head)."""
+    if head is None:
+        return None
+    if not isinstance(head, PerSampleHeadLoss):
+        raise InvalidParameterError(
+            f"the loss-prediction module needs the per-sample loss of the model's head, but head replacement "
+            f"{head.name!r} ({type(head).__name__}) has no head_sample_loss(out, targets); add that method "
+            "(per-sample loss whose mean is head_loss) or drop one of the two extensions"
+        )
+    return head

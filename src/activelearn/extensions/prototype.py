@@ -59,6 +59,11 @@ class PrototypeHead(ModelExtension):
         Euclidean-Gaussian or cosine-sigmoid class scores.
     radius : float, optional
         Initial radius ``R_c`` of every class (default 1 for Euclidean, 10 for cosine).
+    learn_radius : bool, default True
+        False keeps every ``R_c`` at its initial value (a parameter with
+        ``requires_grad=False``, so checkpoints keep the same keys): the paper's
+        "Rejection-"/"Confusion-" ablation rows, which fix ``R = 0.5`` (pass
+        ``radius=0.5`` for those; our initial value stays 1 / 10 by default).
     max_grad_norm : float or None, default 5.0
         Global gradient-norm clip applied to every training step while the head
         is attached (:attr:`ModelExtension.max_grad_norm`); ``None`` trains
@@ -80,9 +85,12 @@ class PrototypeHead(ModelExtension):
         prototypes: int = 1,
         distance: str = "euclidean",
         radius: float | None = None,
+        learn_radius: bool = True,
         max_grad_norm: float | None = 5.0,
     ) -> None:
         super().__init__()
+        if not isinstance(learn_radius, bool):
+            raise InvalidParameterError(f"learn_radius must be True or False, got {learn_radius!r}")
         if not isinstance(prototypes, int) or isinstance(prototypes, bool) or prototypes < 1:
             raise InvalidParameterError(f"prototypes must be a positive int, got {prototypes!r}")
         if distance not in ("euclidean", "cosine"):
@@ -95,6 +103,7 @@ class PrototypeHead(ModelExtension):
             raise InvalidParameterError(f"max_grad_norm must be a positive number or None, got {max_grad_norm!r}")
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
         self.radius0 = radius
+        self.learn_radius = learn_radius
         self.n_prototypes = prototypes
         self.distance = distance
         self.num_classes = 0
@@ -102,12 +111,12 @@ class PrototypeHead(ModelExtension):
         self.radius = nn.Parameter(torch.zeros(0))
 
     def build(self, embedding_dim: int, stage_shapes: list[tuple[int, ...]], num_classes: int) -> None:
-        """Prototypes ``(C, N, d)`` and one log-radius per class."""
+        """Prototypes ``(C, N, d)`` and one radius per class (frozen unless ``learn_radius``)."""
         self.num_classes = int(num_classes)
         d = int(embedding_dim)
         self.prototypes = nn.Parameter(torch.randn(self.num_classes, self.n_prototypes, d) / math.sqrt(d))
         r0 = self.radius0 if self.radius0 is not None else (1.0 if self.distance == "euclidean" else 10.0)
-        self.radius = nn.Parameter(torch.full((self.num_classes,), float(r0)))
+        self.radius = nn.Parameter(torch.full((self.num_classes,), float(r0)), requires_grad=self.learn_radius)
 
     def log_scores(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(log p, logit)`` per class, shape ``(B, C)`` each.
@@ -137,11 +146,20 @@ class PrototypeHead(ModelExtension):
         logp, _ = self.log_scores(features)
         return logp.exp().clamp_min(torch.finfo(torch.float32).tiny)
 
-    def head_loss(self, out: ForwardOutput, targets: torch.Tensor, progress: float) -> torch.Tensor:
-        """Binary cross-entropy against one-hot targets, summed over classes, averaged over the batch."""
+    def head_sample_loss(self, out: ForwardOutput, targets: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss of this head, shape ``(B,)``: the BCE against one-hot targets, averaged over classes.
+
+        Its batch mean is :meth:`head_loss`.  A loss-prediction module attached
+        with this head (``ncenet+learning_loss``, the NCE-Net paper's "NCE +
+        LL4AL") learns to rank these values.
+        """
         _, logit = self.log_scores(out.embeddings)
         onehot = F.one_hot(targets.long(), self.num_classes).to(logit.dtype)
-        return F.binary_cross_entropy_with_logits(logit, onehot, reduction="mean")
+        return F.binary_cross_entropy_with_logits(logit, onehot, reduction="none").mean(dim=1)
+
+    def head_loss(self, out: ForwardOutput, targets: torch.Tensor, progress: float) -> torch.Tensor:
+        """Binary cross-entropy against one-hot targets, averaged over classes and batch."""
+        return self.head_sample_loss(out, targets).mean()
 
     def head_probs(self, out: ForwardOutput) -> torch.Tensor:
         return self.scores(out.embeddings)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..extensions.prototype import PrototypeHead
-from .base import ScoreStrategy, one_of, optional_int, positive_int
+from .base import ScoreStrategy, a_bool, one_of, optional_int, positive_int
 from .registry import register
 
 if TYPE_CHECKING:
@@ -53,6 +53,10 @@ class NCENet(ScoreStrategy):
         better (see :mod:`activelearn.extensions.prototype`).
     radius : float, optional
         Initial per-class radius (default: 1 Euclidean, 10 cosine).
+    learn_radius : bool, default True
+        False keeps the radius fixed at ``radius`` (the paper's "Rejection-" and
+        "Confusion-" rows fix it at 0.5: ``get("ncenet", learn_radius=False,
+        radius=0.5)``, or ``ncenet:learn_radius=False,radius=0.5`` on the CLI).
     max_grad_norm : float or None, default 5.0
         Gradient-norm clip of every training step while the head is attached
         (our default for stability; ``None`` = the paper's unclipped training;
@@ -69,6 +73,7 @@ class NCENet(ScoreStrategy):
         "prototypes": positive_int,
         "distance": one_of("euclidean", "cosine"),
         "subset": optional_int,
+        "learn_radius": a_bool,
     }
 
     def __init__(
@@ -78,6 +83,7 @@ class NCENet(ScoreStrategy):
         prototypes: int = 1,
         distance: str = "euclidean",
         radius: float | None = None,
+        learn_radius: bool = True,
         max_grad_norm: float | None = 5.0,
         subset: int | None = 10_000,
         seed: int | None = None,
@@ -87,12 +93,16 @@ class NCENet(ScoreStrategy):
         self.prototypes = prototypes
         self.distance = distance
         self.radius = radius
+        self.learn_radius = learn_radius
         self.max_grad_norm = max_grad_norm
 
     def model_extensions(self) -> list["ModelExtension"]:
         self.validate_params()
         return [
-            PrototypeHead(prototypes=self.prototypes, distance=self.distance, radius=self.radius, max_grad_norm=self.max_grad_norm)
+            PrototypeHead(
+                prototypes=self.prototypes, distance=self.distance, radius=self.radius,
+                learn_radius=self.learn_radius, max_grad_norm=self.max_grad_norm,
+            )
         ]
 
     def score(self, model: "ALModel", pools: "Pools", indices: np.ndarray) -> np.ndarray:
