@@ -44,6 +44,11 @@ if TYPE_CHECKING:
 
 __all__ = ["IBAL", "IBALD", "EntropyD"]
 
+#: rows scored at once: the float64 copies of one block's probabilities and features
+#: (with the bias column) are the only working memory beyond the cached outputs
+#: (16,384 x 257 x 8 B = 32 MiB for a 256-d penultimate layer)
+SCORE_ROWS = 16384
+
 
 def positive_float(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) > 0 or not np.isfinite(float(value)):
@@ -66,6 +71,11 @@ class IBAL(ScoreStrategy):
         (it only rescales IBAL, so the ranking does not depend on it).
     subset, seed : optional
         As in :class:`~activelearn.strategies.ScoreStrategy`.
+
+    Notes
+    -----
+    Memory: the model's cached outputs plus one block of ``SCORE_ROWS``
+    (16,384) rows in float64.
     """
 
     requires = frozenset({"probs", "embeddings"})
@@ -76,13 +86,13 @@ class IBAL(ScoreStrategy):
         self.lam = lam
 
     def ibal(self, model: "ALModel", pools: "Pools", indices: np.ndarray) -> torch.Tensor:
-        """IBAL of ``indices`` (float64, on the model's device)."""
-        out = model.outputs(pools, indices, ["probs", "embeddings"])
-        lab = model.outputs(pools, pools.labeled, "embeddings")["embeddings"]
-        return ibal_scores(
-            out["probs"].double(), with_bias(out["embeddings"].double()), with_bias(lab.double()),
-            self.lam, n=pools.n_labeled,
-        )
+        """IBAL of ``indices`` (float64, on the model's device), ``SCORE_ROWS`` rows at a time."""
+        lab = with_bias(model.outputs(pools, pools.labeled, "embeddings")["embeddings"].double())
+        parts = []
+        for a in range(0, indices.size, SCORE_ROWS):
+            out = model.outputs(pools, indices[a : a + SCORE_ROWS], ["probs", "embeddings"])
+            parts.append(ibal_scores(out["probs"].double(), with_bias(out["embeddings"].double()), lab, self.lam, n=pools.n_labeled))
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64, device=model.device)
 
     def score(self, model: "ALModel", pools: "Pools", indices: np.ndarray) -> np.ndarray:
         return (-self.ibal(model, pools, indices)).cpu().numpy()
