@@ -41,9 +41,12 @@ submodular, so a pick can differ from the full greedy's by no more than the
 estimates' change since that candidate's last evaluation.  ``lazy=False``
 evaluates every candidate at every step.
 
-Cost per evaluated candidate: ``M K C`` multiply-adds and ``M C`` logarithms;
-memory: the ``N x K x C`` probabilities, ``M x K`` joint state and one block
-of ``rows x M x C`` values with ``rows = max_elements // (M C)``.
+Cost per evaluated candidate: ``M K C`` multiply-adds and ``M C`` logarithms
+(``K C`` once its configurations have collapsed, see
+:func:`conditional_entropies`).  Memory: the ``N x K x C`` log-probabilities
+(the input), ``N x K`` per-sample entropies, the ``M x K`` table and one block
+of ``rows x M x C`` values with ``rows = max_elements // (M C)`` (probabilities
+are exponentiated per block).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ import torch
 __all__ = ["batchbald_select", "joint_entropies", "conditional_entropies"]
 
 _SLACK = 1e-9  # relative slack when comparing a fresh score with a stale bound (rounding)
+_ROWS = 65536  # rows exponentiated at once outside the scoring blocks
 _COLLAPSED = 1e-12  # posterior mass off its top MC sample below which a configuration counts as collapsed
 
 
@@ -190,8 +194,10 @@ def batchbald_select(
     lp = log_probs.double()
     n, k, c = lp.shape
     batch_size = min(int(batch_size), n)
-    probs = lp.exp()
-    sample_h = -torch.where(probs > 0, probs * lp, torch.zeros_like(probs)).sum(dim=-1)  # N x K: H[y | w_k]
+    sample_h = torch.empty(lp.shape[:2], dtype=lp.dtype, device=lp.device)  # N x K: H[y | w_k]
+    for a in range(0, n, _ROWS):  # probabilities are exponentiated block by block, never all at once
+        p = lp[a : a + _ROWS].exp()
+        sample_h[a : a + _ROWS] = -torch.where(p > 0, p * lp[a : a + _ROWS], torch.zeros_like(p)).sum(dim=-1)
     cond = sample_h.mean(dim=1)  # N: E_w H[y | w]
     state = _Joint(k, n_configs, resample, generator, lp)
     bound = torch.full((n,), math.inf, dtype=torch.float64)  # stale gains: upper bounds while submodular
@@ -199,10 +205,10 @@ def batchbald_select(
     picked: list[int] = []
     for i in range(batch_size):
         if i > 0:
-            state.add(probs[picked])
+            state.add(lp[picked].exp())
         shared = cond[picked].sum()
         block = max(1, min(int(max_elements) // (state.rows() * c), 4096)) if lazy else n
-        best = _lazy_step(state, (probs, sample_h, cond), shared, bound, taken, state.offset() - float(shared), block, max_elements)
+        best = _lazy_step(state, (lp, sample_h, cond), shared, bound, taken, state.offset() - float(shared), block, max_elements)
         picked.append(best)
         taken[best] = True
     return np.asarray(picked, dtype=np.int64)
@@ -216,13 +222,13 @@ def _lazy_step(
 
     ``score = part - (cond + shared)`` (``part`` from :meth:`_Joint.part`) and ``gain = score - base``.
     """
-    probs, sample_h, cond = rows_data
+    lp, sample_h, cond = rows_data
     order = torch.argsort(torch.where(taken, -math.inf, bound), descending=True, stable=True)
     order = order[: int((~taken).sum())]
     best_score, best_row = -math.inf, -1
     for a in range(0, order.numel(), block):
         rows = order[a : a + block]
-        scores = state.part(probs[rows], sample_h[rows], max_elements) - (cond[rows] + shared)
+        scores = state.part(lp[rows].exp(), sample_h[rows], max_elements) - (cond[rows] + shared)
         bound[rows] = scores - base
         top = scores.max()
         cand = int(rows[scores == top].min())
