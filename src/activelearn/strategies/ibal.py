@@ -48,6 +48,9 @@ __all__ = ["IBAL", "IBALD", "EntropyD"]
 #: (with the bias column) are the only working memory beyond the cached outputs
 #: (16,384 x 257 x 8 B = 32 MiB for a 256-d penultimate layer)
 SCORE_ROWS = 16384
+#: distance block bound of IBAL-D / Entropy-D: ``min(chunk_size, DIST_ELEMS // |L|)`` rows x ``|L|``
+#: labeled codes at a time (2**21 float64 values, 16 MiB, per temporary of the block)
+DIST_ELEMS = 2**21
 
 
 def positive_float(name: str, value: Any) -> None:
@@ -148,7 +151,8 @@ class _DistanceMixin:
     def distance(self, model: "ALModel", pools: "Pools", indices: np.ndarray) -> torch.Tensor:
         """``D``: min latent distance to the labeled set, divided by its max over ``indices``."""
         z = self.latents(model, pools)
-        d = min_distances(z[torch.from_numpy(indices).to(z.device)].double(), z[torch.from_numpy(pools.labeled).to(z.device)].double(), chunk_size=self.chunk_size)
+        rows = max(1, min(self.chunk_size, DIST_ELEMS // max(pools.n_labeled, 1)))  # one block: rows x |L| distances
+        d = min_distances(z[torch.from_numpy(indices).to(z.device)].double(), z[torch.from_numpy(pools.labeled).to(z.device)].double(), chunk_size=rows)
         d = torch.as_tensor(d, dtype=torch.float64, device=z.device)
         d = torch.where(torch.isfinite(d), d, torch.zeros_like(d))
         top = d.max() if d.numel() else d.new_tensor(0.0)
@@ -172,7 +176,9 @@ _DIST_DOC = """
     ae_epochs, ae_batch_size, ae_lr : int, int, float
         Autoencoder training (Adam, MSE), once per pool.
     chunk_size : int
-        Rows per distance block.
+        Rows per distance block, at most; capped at ``DIST_ELEMS // |L|``
+        (2**21 // |L|) so a block holds 2**21 distances whatever the labeled
+        set's size.
 """
 
 
