@@ -210,7 +210,8 @@ def _run(cmd: list[str], timeout: float) -> dict[str, Any]:
 #: working memory of the selection beyond the cached outputs, per strategy (the "one chunk" of issue 17)
 CHUNKS = {
     "ibal": "chunk: IBAL scored 16,384 rows at a time (float64 copies of one block)",
-    "ibal_d": "chunk: IBAL 16,384 rows at a time; latent distances 65,536 rows x |L|",
+    "ibal_d": "chunk: IBAL 16,384 rows at a time; latent distances min(65,536, 2^21 // |L|) rows x |L|",
+    "entropy_d": "chunk: latent distances min(65,536, 2^21 // |L|) rows x |L|",
     "cluster_annotation": ("chunk: scikit-learn KMeans blocks of 256 rows x k; the gathered unlabeled features "
                            "(179,500 x 256 float32, 175 MiB) are centred in place, not copied"),
     "batchbald": ("chunk: max_elements = 2^24 float64 values (128 MiB) of M x rows x C per scoring block, overwritten in "
@@ -226,7 +227,8 @@ def _table(rows: list[dict[str, Any]], header: str) -> str:
              "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|---|"]
     for r in sorted(rows, key=lambda r: r["strategy"]):
         if "error" in r:
-            lines.append(f"| {r['strategy']} | | | | | | | | | | | {r.get('when', '')} | error: {r['error']} |")
+            extra = f"; {r['extra']}" if r.get("extra") else ""
+            lines.append(f"| {r['strategy']} | | | | | | | | | | | {r.get('when', '')} | error: {r['error']}{extra} |")
             continue
         p = r.get("peer", {})
         ps = f"{p['seconds']:.2f}" if "seconds" in p else ""
