@@ -162,9 +162,9 @@ def worker(args: argparse.Namespace) -> None:
     train_s = time.perf_counter() - t0
     before = _status_mib("VmHWM")
     rss_before = _status_mib("VmRSS")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     first = loop.strategy.select(loop.model, loop.pools, args.budget)
-    total = time.perf_counter() - t0
+    total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = _status_mib("VmHWM")
     # inference: recompute, timed on its own, exactly the outputs the selection left in the model's cache
     cached = {name: mask.copy() for (uid, name), (_, mask) in loop.model._cache.items() if uid == loop.pools.uid}
@@ -176,7 +176,7 @@ def worker(args: argparse.Namespace) -> None:
     idx = getattr(first, "all_indices", first)
     out = {
         "strategy": args.strategy, "pool": loop.pools.n, "unlabeled": loop.pools.n_unlabeled, "budget": args.budget,
-        "train_s": train_s, "total_s": total, "inference_s": min(inference, total), "selection_s": max(0.0, total - inference),
+        "train_s": train_s, "total_s": total, "total_cpu_s": total_cpu, "inference_s": min(inference, total), "selection_s": max(0.0, total - inference),
         "peak_mib": peak, "rss_before_mib": rss_before, "hwm_before_mib": before, "n_selected": int(np.asarray(idx).size),
         "outputs": sorted(cached),
     }
@@ -207,15 +207,28 @@ def _run(cmd: list[str], timeout: float) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+#: working memory of the selection beyond the cached outputs, per strategy (the "one chunk" of issue 17)
+CHUNKS = {
+    "ibal": "chunk: IBAL scored 16,384 rows at a time (float64 copies of one block)",
+    "ibal_d": "chunk: IBAL 16,384 rows at a time; latent distances min(65,536, 2^21 // |L|) rows x |L|",
+    "entropy_d": "chunk: latent distances min(65,536, 2^21 // |L|) rows x |L|",
+    "cluster_annotation": ("chunk: scikit-learn KMeans blocks of 256 rows x k; the gathered unlabeled features "
+                           "(179,500 x 256 float32, 175 MiB) are centred in place, not copied"),
+    "batchbald": ("chunk: max_elements = 2^24 float64 values (128 MiB) of M x rows x C per scoring block, overwritten in "
+                  "place; candidates' K x C log-probabilities are the features"),
+}
+
+
 def _table(rows: list[dict[str, Any]], header: str) -> str:
     last = max(rows, key=lambda r: r.get("when", ""))
     lines = [header, "", f"Command: `{last.get('command', '')}`", "", f"Machine: {last.get('machine', '')}", "",
-             ("| strategy | inference (s) | selection (s) | total (s) | peak RSS (MiB) | added by select (MiB) | peer | peer selection (s) "
-              "| peer peak added (MiB) | load before/after | measured | note |"),
-             "|---|---:|---:|---:|---:|---:|---|---:|---:|---|---|---|"]
+             ("| strategy | inference (s) | selection (s) | total (s) | total CPU (s) | peak RSS (MiB) | added by select (MiB) | peer "
+              "| peer selection (s) | peer peak added (MiB) | load before/after | measured | note |"),
+             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|---|"]
     for r in sorted(rows, key=lambda r: r["strategy"]):
         if "error" in r:
-            lines.append(f"| {r['strategy']} | | | | | | | | | | {r.get('when', '')} | error: {r['error']} |")
+            extra = f"; {r['extra']}" if r.get("extra") else ""
+            lines.append(f"| {r['strategy']} | | | | | | | | | | | {r.get('when', '')} | error: {r['error']}{extra} |")
             continue
         p = r.get("peer", {})
         ps = f"{p['seconds']:.2f}" if "seconds" in p else ""
@@ -223,15 +236,38 @@ def _table(rows: list[dict[str, Any]], header: str) -> str:
         note = [f"outputs: {', '.join(r.get('outputs', [])) or 'none'}"]
         if "error" in p:
             note.append(f"peer: {p['error']}")
+        if r["strategy"].split(":")[0] in CHUNKS:
+            note.append(CHUNKS[r["strategy"].split(":")[0]])
+        if r.get("extra"):
+            note.append(r["extra"])
         if r["strategy"].split(":")[0] in ("bald", "batchbald"):
-            note.append(f"selection includes the {MC_SAMPLES} MC-dropout passes over the pool (not cached, so inference shows 0); "
+            note.append(f"selection includes the {MC_SAMPLES} MC-dropout passes over the candidates (not cached, so inference shows 0); "
                         "the peer gets those probabilities precomputed")
+        cpu = f"{r['total_cpu_s']:.2f}" if "total_cpu_s" in r else ""
         lines.append(
-            f"| {r['strategy']} | {r['inference_s']:.2f} | {r['selection_s']:.2f} | {r['total_s']:.2f} | {r['peak_mib']:.0f} | "
+            f"| {r['strategy']} | {r['inference_s']:.2f} | {r['selection_s']:.2f} | {r['total_s']:.2f} | {cpu} | {r['peak_mib']:.0f} | "
             f"{r['peak_mib'] - r['hwm_before_mib']:.0f} | {p.get('name', '')} | {ps} | {pm} | "
             f"{r.get('load_before', float('nan')):.1f}/{r.get('load_after', float('nan')):.1f} | {r.get('when', '')} | {'; '.join(note)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _header(args: argparse.Namespace, path: Path) -> str:
+    return (
+        f"# Selection cost per strategy, Repeated MNIST (180,000 samples), b = {args.budget}\n\n"
+        f"Written by `benchmarks/strategies.py` from `{path.name}` (re-run it to add strategies registered later; "
+        "`--strategies` filters, `--redo` re-measures). Each row is one fresh subprocess: the RMNIST MLP "
+        f"(784-256-256-10, the strategy's own extensions) trained {args.epochs} epochs on 500 seeded labels, then one "
+        "selection of b samples from the 179,500 unlabeled. `inference`: recomputing the outputs that selection "
+        "left in the model's cache (names in the note); `selection` = total - inference. `peak RSS`: VmHWM of the "
+        "subprocess (Python + torch + the 180,000 x 784 float32 pool, 551 MiB, + the trained model); `added by "
+        "select`: VmHWM after the selection minus before it, i.e. the cached outputs (O(N)) plus the strategy's "
+        "working blocks. Peers run in their own subprocess on the same cached outputs (unlabeled rows), timed "
+        "without their imports; BALD / BADGE peers (baal `BALD`, scikit-activeml `Badge`) plug into `PEERS` once "
+        "those strategies are registered. Runs since 2026-12-01 17:30 UTC were made under `nice` with OMP_NUM_THREADS=1 "
+        "on a 2-core machine shared with other jobs (load 13-17): wall seconds include waiting for a CPU; `total CPU` is the "
+        "process CPU time of the call (empty for older rows). Compare ratios only within one run."
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -244,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--redo", action="store_true", help="re-measure strategies already in --jsonl")
     ap.add_argument("--peer-python", default=None, help="interpreter with baal / scikit-activeml installed")
     ap.add_argument("--timeout", type=float, default=1200.0)
+    ap.add_argument("--merge", default=None, help="add the rows of another --jsonl file (replacing same names), rewrite --md, run nothing")
     ap.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--_peer", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--strategy", help=argparse.SUPPRESS)
@@ -269,6 +306,14 @@ def main(argv: list[str] | None = None) -> None:
     names += [p for p in pats if ":" in p]  # variants with parameters, e.g. contrastive_distance:first_epochs=1
     path = Path(args.jsonl)
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    if args.merge:
+        new = [json.loads(line) for line in Path(args.merge).read_text().splitlines() if line.strip()]
+        names_new = {r["strategy"] for r in new}
+        rows = [r for r in rows if r["strategy"] not in names_new] + new
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        Path(args.md).write_text(_table(rows, _header(args, path)))
+        print(f"merged {sorted(names_new)} into {path}")
+        return
     done = {r["strategy"] for r in rows}
     cmdline = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s), torch {torch.__version__}, "
@@ -293,20 +338,7 @@ def main(argv: list[str] | None = None) -> None:
                     "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
         rows = [r for r in rows if r["strategy"] != name] + [res]
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        header = (
-            f"# Selection cost per strategy, Repeated MNIST (180,000 samples), b = {args.budget}\n\n"
-            f"Written by `benchmarks/strategies.py` from `{path.name}` (re-run it to add strategies registered later; "
-            "`--strategies` filters, `--redo` re-measures). Each row is one fresh subprocess: the RMNIST MLP "
-            f"(784-256-256-10, the strategy's own extensions) trained {args.epochs} epochs on 500 seeded labels, then one "
-            "selection of b samples from the 179,500 unlabeled. `inference`: recomputing the outputs that selection "
-            "left in the model's cache (names in the note); `selection` = total - inference. `peak RSS`: VmHWM of the "
-            "subprocess (Python + torch + the 180,000 x 784 float32 pool, 551 MiB, + the trained model); `added by "
-            "select`: VmHWM after the selection minus before it, i.e. the cached outputs (O(N)) plus the strategy's "
-            "working blocks. Peers run in their own subprocess on the same cached outputs (unlabeled rows), timed "
-            "without their imports; BALD / BADGE peers (baal `BALD`, scikit-activeml `Badge`) plug into `PEERS` once "
-            "those strategies are registered."
-        )
-        Path(args.md).write_text(_table(rows, header))
+        Path(args.md).write_text(_table(rows, _header(args, path)))
         print(json.dumps(res), flush=True)
 
 

@@ -86,6 +86,29 @@ def test_ibal_strategy_picks_the_lowest_scores() -> None:
     assert set(picks.tolist()) == set(unl[np.argsort(scores, kind="stable")[:5]].tolist())
 
 
+def test_ibal_scores_in_blocks_equal_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IBAL is scored SCORE_ROWS rows at a time (memory bound): 7-row blocks give the one-pass scores."""
+    import activelearn.strategies.ibal as ibal_mod
+
+    s = make_setup("ibal", params={"lam": 0.1})
+    unl = s.pools.unlabeled
+    whole = s.strategy.score(s.model, s.pools, unl)
+    monkeypatch.setattr(ibal_mod, "SCORE_ROWS", 7)
+    np.testing.assert_allclose(s.strategy.score(s.model, s.pools, unl), whole, rtol=1e-12, atol=0)
+    assert unl.size > 7
+
+
+def test_ibal_d_distance_blocks_do_not_change_scores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The distance block is capped at DIST_ELEMS // |L| rows (memory bound): a cap of 1 row gives the same scores."""
+    import activelearn.strategies.ibal as ibal_mod
+
+    s = make_setup("ibal_d", params={"ae_epochs": 2})
+    unl = s.pools.unlabeled
+    whole = s.strategy.score(s.model, s.pools, unl)
+    monkeypatch.setattr(ibal_mod, "DIST_ELEMS", 1)
+    np.testing.assert_allclose(s.strategy.score(s.model, s.pools, unl), whole, rtol=1e-12, atol=0)
+
+
 def test_ibal_d_trains_its_autoencoder_once_per_pool() -> None:
     s = make_setup("ibal_d", params={"ae_epochs": 2})
     s.strategy.select(s.model, s.pools, 5)

@@ -18,14 +18,14 @@ backbone with ``dropout=...``.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 import torch
 
-from ..mc_dropout import bald_scores, entropy_nats, require_dropout
-from .base import ScoreStrategy, positive_int, require_softmax
+from ..mc_dropout import bald_scores, require_dropout
+from ..ops.batchbald import batchbald_select
+from .base import ScoreStrategy, a_bool, positive_int, require_softmax
 from .registry import register
 
 if TYPE_CHECKING:
@@ -120,24 +120,42 @@ class BatchBALD(ScoreStrategy):
     chunk : int, default 4096
         Rows per MC pass batch when computing the log-probabilities.
     max_elements : int, default 2**24
-        Bound on the ``rows x M x C`` tensor of one scoring chunk.
+        Bound on the ``rows x M x C`` block of one scoring chunk (the chunk:
+        ``max_elements // (M C)`` candidates at a time: 128 MiB of float64, overwritten in place).
+    lazy : bool, default True
+        Lazy greedy: re-evaluate candidates in decreasing order of their last
+        gain and stop once no stale gain can beat the best fresh score (exact
+        while the configurations are enumerated, by submodularity; see
+        :mod:`activelearn.ops.batchbald`).
     seed : int, optional
         Seeds the subset, the dropout masks and the sampled configurations.
 
     Notes
     -----
-    Memory: the candidates' ``U x K x C`` log-probabilities (float64) are held
-    for the whole greedy loop, plus ``M x K`` joint probabilities and one
-    bounded scoring chunk.  Choices left open by the paper: entropies in nats;
-    configurations are re-sampled from scratch each step once sampling starts
-    (as ``batchbald_redux`` does); ``score`` (used when BatchBALD is the scorer
-    of a combination) is plain BALD, which is BatchBALD's first greedy step.
+    The greedy runs in :func:`activelearn.ops.batchbald.batchbald_select`:
+    the picked points' configurations are kept as an ``M x K`` table and
+    extended by one point per step (exact while ``C ** n <= M``, then sampled
+    once and each configuration extended with one label drawn under its own
+    MC sample), never recomputed over all picked rows.  Memory: the
+    candidates' ``U x K x C`` log-probabilities and probabilities (float64),
+    the ``M x K`` table and one scoring chunk.  Choices left open by the paper:
+    entropies in nats; configurations drawn once and extended (the paper's
+    estimator with shared draws; ``batchbald_redux`` redraws them every step);
+    ``score`` (used when BatchBALD is the scorer of a combination) is plain
+    BALD, which is BatchBALD's first greedy step.
+
+    Saturation: with ``K`` MC samples the batch's information about ``w`` is
+    at most ``log K`` nats.  Once every sampled configuration identifies the
+    MC sample it was drawn under (the usual case after a few dozen picks with
+    ``K = 20``), every candidate's estimated gain is 0 and the remaining picks
+    follow the candidates' order (rounding decides); use more ``n_samples``
+    for large batches.
     """
 
     requires = frozenset({"probs"})
     needs_dropout: ClassVar[bool] = True
     _constraints: ClassVar[dict[str, Callable[[str, Any], None]]] = {
-        **_CONSTRAINTS, "n_configs": positive_int, "max_elements": positive_int,
+        **_CONSTRAINTS, "n_configs": positive_int, "max_elements": positive_int, "lazy": a_bool,
     }
 
     def __init__(
@@ -148,6 +166,7 @@ class BatchBALD(ScoreStrategy):
         subset: int | None = None,
         chunk: int = 4096,
         max_elements: int = 2**24,
+        lazy: bool = True,
         seed: int | None = None,
     ) -> None:
         super().__init__(subset=subset, seed=seed)
@@ -155,6 +174,7 @@ class BatchBALD(ScoreStrategy):
         self.n_configs = n_configs
         self.chunk = chunk
         self.max_elements = max_elements
+        self.lazy = lazy
 
     def score(self, model: "ALModel", pools: "Pools", indices: np.ndarray) -> np.ndarray:
         """BALD of each index (BatchBALD's first greedy step)."""
@@ -164,70 +184,5 @@ class BatchBALD(ScoreStrategy):
         cand = self.candidates(pools, budget)
         lp = mc_log_probs(self, model, pools, cand, self.n_samples, self.chunk)
         gen = torch.Generator().manual_seed(int(self.rng(pools, 3).integers(0, 2**62)))
-        picks = batchbald_select(lp, budget, self.n_configs, generator=gen, max_elements=self.max_elements)
+        picks = batchbald_select(lp, budget, self.n_configs, generator=gen, max_elements=self.max_elements, lazy=self.lazy)
         return cand[picks]
-
-
-def batchbald_select(
-    log_probs: torch.Tensor,
-    batch_size: int,
-    n_configs: int,
-    *,
-    generator: torch.Generator | None = None,
-    max_elements: int = 2**24,
-) -> np.ndarray:
-    """Greedy BatchBALD on ``N x K x C`` log-probabilities; returns ``batch_size`` row numbers in pick order.
-
-    Step ``i`` picks the row maximising ``H[y_1..y_{i-1}, y] - sum H[y_j | w]``
-    (the conditional entropies of the picked rows plus the candidate's).  The
-    joint over the picked rows is kept exactly as an ``M' x K`` matrix of
-    configuration probabilities under each MC sample while ``C ** (i-1) <=
-    n_configs``; beyond that, ``n_configs // K`` configurations per MC sample
-    are drawn with ``torch.multinomial`` from ``generator`` and the joint
-    entropy is estimated by importance sampling.  Ties go to the lowest row.
-    """
-    lp = log_probs.double()
-    n, k, c = lp.shape
-    batch_size = min(int(batch_size), n)
-    probs = lp.exp()
-    cond = entropy_nats(lp, dim=-1).mean(dim=1)  # N: E_w H[y | w]
-    joint = torch.ones((1, k), dtype=torch.float64, device=lp.device)  # configurations x K
-    exact = True
-    picked: list[int] = []
-    for i in range(batch_size):
-        if i > 0:
-            if c ** len(picked) > n_configs:
-                joint, exact = _sample_configs(probs[picked], n_configs, generator), False
-            else:
-                joint = (joint.t()[:, :, None] * probs[picked[-1]][:, None, :]).reshape(k, -1).t()
-        scores = _joint_entropies(joint, probs, exact, max_elements) - cond - cond[picked].sum()
-        scores[picked] = -math.inf
-        best = scores.max()
-        picked.append(int(torch.nonzero(scores == best)[0, 0]))
-    return np.asarray(picked, dtype=np.int64)
-
-
-def _sample_configs(probs_n_k_c: torch.Tensor, m: int, generator: torch.Generator | None) -> torch.Tensor:
-    """``(m // K) * K x K`` probabilities, under each MC sample, of configurations drawn per sample."""
-    n, k, c = probs_n_k_c.shape
-    per = max(m // k, 1)
-    choices = torch.multinomial(probs_n_k_c.reshape(-1, c), per, replacement=True, generator=generator).reshape(n, k, per)
-    log_joint = torch.zeros((k, k, per), dtype=probs_n_k_c.dtype, device=probs_n_k_c.device)
-    for j in range(n):  # one picked point at a time: K x K x per, never n x K x K x per
-        # [evaluating sample, drawing sample, draw] -> p_evaluating(y_j = drawn label)
-        log_joint += torch.log(torch.gather(probs_n_k_c[j][:, None, :].expand(k, k, c), 2, choices[j][None].expand(k, k, per)))
-    return log_joint.exp().reshape(k, -1).t()
-
-
-def _joint_entropies(joint: torch.Tensor, probs: torch.Tensor, exact: bool, max_elements: int) -> torch.Tensor:
-    """``H[picked, y_x]`` for every row ``x`` of ``probs`` (N x K x C), chunked so rows x M x C stays bounded."""
-    m, k = joint.shape
-    n, _, c = probs.shape
-    out = torch.empty(n, dtype=torch.float64, device=probs.device)
-    rows = max(1, int(max_elements) // max(m * c, 1))
-    q = joint.mean(dim=1)[None, :, None]  # 1 x M x 1: probability of each configuration
-    for a in range(0, n, rows):
-        p = torch.matmul(joint, probs[a : a + rows]) / k  # b x M x C
-        nats = -torch.where(p > 0, p * torch.log(p), torch.zeros_like(p))
-        out[a : a + p.shape[0]] = nats.sum(dim=(1, 2)) if exact else (nats / q).sum(dim=(1, 2)) / m
-    return out

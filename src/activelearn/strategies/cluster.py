@@ -77,17 +77,20 @@ def propose_clusters(
     n_iter: int = 30,
     chunk_size: int = 16384,
     sklearn_below: int = 0,
+    copy: bool = True,
 ) -> list[np.ndarray]:
     """k-means over ``features`` (rows of ``indices``) into groups of ``cluster_size`` on average.
 
     Uses ``k = max(round(N / cluster_size), n_clusters)`` (capped at ``N``) so
     that at least ``n_clusters`` groups exist; if k-means leaves fewer non-empty
     clusters, the largest ones are halved until there are enough.  Returns the
-    non-empty groups as arrays of pool indices.
+    non-empty groups as arrays of pool indices.  k-means is
+    :func:`activelearn.ops.kmeans` (scikit-learn's ``KMeans`` on the CPU);
+    ``copy=False`` lets it centre ``features`` in place (see there).
     """
     n = indices.size
     k = int(min(n, max(round(n / cluster_size), n_clusters, 1)))
-    labels, _ = kmeans(features, k, n_iter=n_iter, seed=seed, chunk_size=chunk_size, sklearn_below=sklearn_below)
+    labels, _ = kmeans(features, k, n_iter=n_iter, seed=seed, chunk_size=chunk_size, copy=copy)
     lab = labels.cpu().numpy()
     order = np.argsort(lab, kind="stable")
     cuts = np.flatnonzero(np.diff(lab[order])) + 1
@@ -121,9 +124,17 @@ class ClusterAnnotation(Strategy):
         Model output clustered (default the penultimate ``"embeddings"``), or
         ``"inputs"`` for the flattened inputs.
     n_iter, chunk_size : int
-        k-means iterations and distance block rows.
+        k-means iterations and distance block rows (torch path only, used for
+        features on a GPU).
     sklearn_below : int
-        Pools smaller than this are clustered with scikit-learn (0: torch always).
+        Deprecated, ignored: k-means runs in scikit-learn for features on the
+        CPU (see :func:`activelearn.ops.kmeans`).
+
+    Notes
+    -----
+    Memory: the gathered features of the unlabeled rows (k-means centres
+    them in place, ``copy=False``, instead of copying them), ``O(N)`` labels
+    and scikit-learn's blocks of 256 rows x ``k`` distances.
     seed : int, optional
         Seeds k-means, random cluster choice and a seeded sample strategy.
     """
@@ -203,7 +214,7 @@ class ClusterAnnotation(Strategy):
         rng = self.rng(pools, 7)
         groups = propose_clusters(
             feats, rest, n_clusters, cluster_size=self.cluster_size, seed=int(rng.integers(2**31 - 1)),
-            n_iter=self.n_iter, chunk_size=self.chunk_size, sklearn_below=self.sklearn_below or 0,
+            n_iter=self.n_iter, chunk_size=self.chunk_size, copy=False,
         )
         row = np.empty(pools.n, dtype=np.int64)
         row[rest] = np.arange(rest.size)

@@ -44,6 +44,14 @@ if TYPE_CHECKING:
 
 __all__ = ["IBAL", "IBALD", "EntropyD"]
 
+#: rows scored at once: the float64 copies of one block's probabilities and features
+#: (with the bias column) are the only working memory beyond the cached outputs
+#: (16,384 x 257 x 8 B = 32 MiB for a 256-d penultimate layer)
+SCORE_ROWS = 16384
+#: distance block bound of IBAL-D / Entropy-D: ``min(chunk_size, DIST_ELEMS // |L|)`` rows x ``|L|``
+#: labeled codes at a time (2**21 float64 values, 16 MiB, per temporary of the block)
+DIST_ELEMS = 2**21
+
 
 def positive_float(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) > 0 or not np.isfinite(float(value)):
@@ -66,6 +74,11 @@ class IBAL(ScoreStrategy):
         (it only rescales IBAL, so the ranking does not depend on it).
     subset, seed : optional
         As in :class:`~activelearn.strategies.ScoreStrategy`.
+
+    Notes
+    -----
+    Memory: the model's cached outputs plus one block of ``SCORE_ROWS``
+    (16,384) rows in float64.
     """
 
     requires = frozenset({"probs", "embeddings"})
@@ -76,13 +89,13 @@ class IBAL(ScoreStrategy):
         self.lam = lam
 
     def ibal(self, model: "ALModel", pools: "Pools", indices: np.ndarray) -> torch.Tensor:
-        """IBAL of ``indices`` (float64, on the model's device)."""
-        out = model.outputs(pools, indices, ["probs", "embeddings"])
-        lab = model.outputs(pools, pools.labeled, "embeddings")["embeddings"]
-        return ibal_scores(
-            out["probs"].double(), with_bias(out["embeddings"].double()), with_bias(lab.double()),
-            self.lam, n=pools.n_labeled,
-        )
+        """IBAL of ``indices`` (float64, on the model's device), ``SCORE_ROWS`` rows at a time."""
+        lab = with_bias(model.outputs(pools, pools.labeled, "embeddings")["embeddings"].double())
+        parts = []
+        for a in range(0, indices.size, SCORE_ROWS):
+            out = model.outputs(pools, indices[a : a + SCORE_ROWS], ["probs", "embeddings"])
+            parts.append(ibal_scores(out["probs"].double(), with_bias(out["embeddings"].double()), lab, self.lam, n=pools.n_labeled))
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64, device=model.device)
 
     def score(self, model: "ALModel", pools: "Pools", indices: np.ndarray) -> np.ndarray:
         return (-self.ibal(model, pools, indices)).cpu().numpy()
@@ -138,7 +151,8 @@ class _DistanceMixin:
     def distance(self, model: "ALModel", pools: "Pools", indices: np.ndarray) -> torch.Tensor:
         """``D``: min latent distance to the labeled set, divided by its max over ``indices``."""
         z = self.latents(model, pools)
-        d = min_distances(z[torch.from_numpy(indices).to(z.device)].double(), z[torch.from_numpy(pools.labeled).to(z.device)].double(), chunk_size=self.chunk_size)
+        rows = max(1, min(self.chunk_size, DIST_ELEMS // max(pools.n_labeled, 1)))  # one block: rows x |L| distances
+        d = min_distances(z[torch.from_numpy(indices).to(z.device)].double(), z[torch.from_numpy(pools.labeled).to(z.device)].double(), chunk_size=rows)
         d = torch.as_tensor(d, dtype=torch.float64, device=z.device)
         d = torch.where(torch.isfinite(d), d, torch.zeros_like(d))
         top = d.max() if d.numel() else d.new_tensor(0.0)
@@ -162,7 +176,9 @@ _DIST_DOC = """
     ae_epochs, ae_batch_size, ae_lr : int, int, float
         Autoencoder training (Adam, MSE), once per pool.
     chunk_size : int
-        Rows per distance block.
+        Rows per distance block, at most; capped at ``DIST_ELEMS // |L|``
+        (2**21 // |L|) so a block holds 2**21 distances whatever the labeled
+        set's size.
 """
 
 
