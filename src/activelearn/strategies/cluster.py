@@ -16,12 +16,23 @@ Scenarios of the paper, with any sample strategy (``sample``, default
 - ``"sample+cluster"``: samples first, then clusters (the paper's uncertain+cluster).
 - ``"cluster+sample"``: clusters first, then samples (cluster+uncertain).
 
-The split between the two phases: with ``switch_at=None`` every cycle gives
-``split`` of its budget to the first phase; with ``switch_at=k`` the first
-phase runs until ``pools.n_interactions`` reaches ``k`` (a cycle that crosses
-it is shared), i.e. the run's interaction budget is split once, as in the paper.
+The split between the two phases: with ``switch_at=None`` (default, the
+paper's protocol) every cycle gives ``split`` of its budget to the first phase,
+so a mixed scenario asks samples AND clusters in every iteration (the paper:
+500 samples + 500 clusters per CIFAR-10 iteration); with ``switch_at=k`` the
+first phase runs until ``pools.n_interactions`` reaches ``k`` (a cycle that
+crosses it is shared), i.e. the run's interaction budget is split once (not
+the paper's protocol; kept as an option).
 
-Which clusters to propose: ``rank="purity"`` (default) proposes the clusters
+Which clusters to propose: ``rank="all"`` (default, the paper's protocol)
+clusters the unlabeled pool into exactly as many k-means clusters as the
+cycle's cluster interactions and proposes every one of them, with no
+pre-screening (the paper fixes the number of clusters per iteration, 1,000 on
+CIFAR-10's 50,000 images, i.e. 50 members on average; the loop asks a query of
+exactly the cycle's budget, so the budget sets the number of clusters and
+``cluster_size`` is not used: choose the budget so that ``pool / clusters``
+is 50-100).  The other ranks cluster into ``cluster_size`` members on average
+and pre-screen (not in the paper): ``rank="purity"`` proposes the clusters
 whose members the current model most agrees on (the largest share of one
 predicted class; the expert's 80% rule makes such clusters the likeliest to be
 accepted; the model's predictions are used, never the hidden labels);
@@ -114,9 +125,11 @@ class ClusterAnnotation(Strategy):
     switch_at : int, optional
         Interaction count at which the first phase ends (a run-level split).
     cluster_size : int
-        Average members per cluster (default 75: within the paper's 50-100).
-    rank : {"purity", "compact", "random"}
-        How clusters are chosen among the k-means clusters.
+        Average members per cluster (default 75: within the paper's 50-100);
+        not used by ``rank="all"``, where the budget sets the cluster count.
+    rank : {"all", "purity", "compact", "random"}
+        ``"all"`` (default, the paper): every k-means cluster is proposed;
+        otherwise how clusters are pre-screened (see the module docs).
     feature : str
         Model output clustered (default the penultimate ``"embeddings"``), or
         ``"inputs"`` for the flattened inputs.
@@ -135,7 +148,7 @@ class ClusterAnnotation(Strategy):
         "split": _fraction,
         "switch_at": optional_int,
         "cluster_size": positive_int,
-        "rank": one_of("purity", "compact", "random"),
+        "rank": one_of("all", "purity", "compact", "random"),
         "n_iter": positive_int,
         "chunk_size": positive_int,
         "sklearn_below": optional_int,
@@ -150,7 +163,7 @@ class ClusterAnnotation(Strategy):
         split: float = 0.5,
         switch_at: int | None = None,
         cluster_size: int = 75,
-        rank: str = "purity",
+        rank: str = "all",
         feature: str = "embeddings",
         n_iter: int = 30,
         chunk_size: int = 16384,
@@ -200,6 +213,8 @@ class ClusterAnnotation(Strategy):
             feats = pools.inputs(rest).flatten(1).float().to(model.device)
         else:
             feats = model.outputs(pools, rest, self.feature)[self.feature].float()
+        if self.rank == "all":
+            return Query(indices=samples, groups=self._all_clusters(pools, feats, rest, n_clusters))
         rng = self.rng(pools, 7)
         groups = propose_clusters(
             feats, rest, n_clusters, cluster_size=self.cluster_size, seed=int(rng.integers(2**31 - 1)),
@@ -228,3 +243,13 @@ class ClusterAnnotation(Strategy):
         sizes = np.array([g.size for g in groups])
         order = np.lexsort((np.array([g.min() for g in groups]), -sizes, -quality))
         return [groups[i] for i in order[:k]]
+
+    def _all_clusters(self, pools: "Pools", feats: torch.Tensor, rest: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+        """The paper's protocol: k-means into exactly ``k`` clusters of ``rest``, every one proposed."""
+        k = min(k, rest.size)  # fewer unlabeled samples than the budget: one per cluster
+        if k == 0:
+            return ()
+        seed = int(self.rng(pools, 7).integers(2**31 - 1))
+        groups = propose_clusters(feats, rest, k, cluster_size=max(rest.size, 1), seed=seed,
+                                  n_iter=self.n_iter, chunk_size=self.chunk_size)
+        return tuple(np.sort(g) for g in groups)
