@@ -192,6 +192,10 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     base = al.datasets.mnist(args.data if Path(args.data).exists() else None)
     summary: dict = {"args": vars(args), "full_supervision": {}, "runs": {}}
+    if (out / "summary.json").exists():  # a run of other seeds or scenarios into the same folder adds to it
+        old = json.loads((out / "summary.json").read_text())
+        summary["full_supervision"].update(old.get("full_supervision", {}))
+        summary["runs"].update(old.get("runs", {}))
     for seed in args.seeds:
         run_seed(base, args, seed, out, summary)
 

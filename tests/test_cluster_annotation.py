@@ -261,3 +261,38 @@ def test_pretrained_encoder_is_restored_at_every_cycle() -> None:
     assert len(starts) == 3
     assert all(torch.equal(w, encoder["fc1.weight"]) for w in starts)
     assert not torch.equal(loop.model.backbone.fc1.weight.detach(), encoder["fc1.weight"])  # fine-tuned in between
+
+
+def test_cluster_then_sample_order_takes_samples_out_of_the_clusters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cluster+sample, rank="all": the clusters cover the unlabeled pool, the samples leave their clusters."""
+    s = make_setup("cluster_annotation", params={"scenario": "cluster+sample"})
+    q = s.strategy.select(s.model, s.pools, 8)
+    assert len(q.indices) == 4 and len(q.groups) == 4 and all(g.size for g in q.groups)
+    members = np.concatenate([q.indices, *q.groups])
+    np.testing.assert_array_equal(np.sort(members), s.pools.unlabeled)  # every unlabeled sample, once
+    validate_selection(q, s.pools, 8)
+    # every cluster predicted "declined": the samples are the top-entropy ones of the whole pool
+    monkeypatch.setattr(type(s.strategy), "EXPERT_SHARE", 1.01)
+    q2 = s.strategy.select(s.model, s.pools, 8)
+    p = s.model.outputs(s.pools, s.pools.unlabeled, "probs")["probs"].double()
+    ent = -(p * p.clamp_min(1e-12).log()).sum(1).numpy()
+    top = np.sort(s.pools.unlabeled[np.argsort(-ent, kind="stable")[:4]])
+    np.testing.assert_array_equal(q2.indices, top)
+
+
+def test_cluster_then_sample_prefers_clusters_predicted_to_be_declined(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = make_setup("cluster_annotation", params={"scenario": "cluster+sample"})
+    # the same seed and pool give cluster-only the same k-means clusters: the ones before the samples leave
+    clusters = al.strategies.get("cluster_annotation", scenario="cluster", seed=0).select(s.model, s.pools, 4).groups
+    pred = s.model.outputs(s.pools, s.pools.unlabeled, "probs")["probs"]
+    row = {int(i): k for k, i in enumerate(s.pools.unlabeled)}
+    p = pred.double()
+    ent = -(p * p.clamp_min(1e-12).log()).sum(1).numpy()
+    share = np.array([np.bincount(pred[[row[int(i)] for i in g]].argmax(1).numpy()).max() / g.size for g in clusters])
+    cut = float(np.sort(share)[1]) + 1e-9  # the two least agreed-on clusters count as "declined"
+    monkeypatch.setattr(type(s.strategy), "EXPERT_SHARE", cut)
+    low = np.concatenate([g for g, sh in zip(clusters, share) if sh < cut])
+    expected = np.sort(low[np.argsort(-ent[[row[int(i)] for i in low]], kind="stable")[:4]])
+    q = s.strategy.select(s.model, s.pools, 8)
+    np.testing.assert_array_equal(q.indices, expected)
+    assert not np.array_equal(expected, np.sort(s.pools.unlabeled[np.argsort(-ent, kind="stable")[:4]]))
