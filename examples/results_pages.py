@@ -137,10 +137,10 @@ def ibal_picks() -> str:
 CLUSTER_NAMES = ["random", "uncertain-only", "cluster-only", "uncertain+cluster", "cluster+uncertain"]
 
 
-def _cluster_runs() -> dict[str, list[History]]:
-    runs = load_runs(RESULTS / "cluster_annotation", CLUSTER_NAMES)
+def _cluster_runs(folder: str = "cluster_annotation") -> dict[str, list[History]]:
+    runs = load_runs(RESULTS / folder, CLUSTER_NAMES)
     if not runs:
-        raise FileNotFoundError(f"no committed runs under {RESULTS / 'cluster_annotation'}")
+        raise FileNotFoundError(f"no committed runs under {RESULTS / folder}")
     return runs
 
 
@@ -148,12 +148,12 @@ def _seeds(hs: list[History]) -> str:
     return ", ".join(str(h.meta["seed"]) for h in hs)
 
 
-def cluster_within_1pt() -> str:
+def cluster_within_1pt(folder: str = "cluster_annotation") -> str:
     """Interactions to come within 1 point of full supervision, per seed, with the final accuracy (docs/results/cluster_annotation)."""
     rows = ["| scenario | seeds | full supervision, % (per seed) | interactions to >= full - 1 pt (per seed) | share of the pool | "
             "accuracy at the last iteration, % (mean ± std) | labeled samples at the end (mean) |",
             "|---|---|---|---|---|---:|---:|"]
-    for name, hs in _cluster_runs().items():
+    for name, hs in _cluster_runs(folder).items():
         full = [h.meta["full_supervision"] for h in hs]
         hits = []
         for h, f in zip(hs, full):
@@ -168,15 +168,24 @@ def cluster_within_1pt() -> str:
     return "\n".join(rows)
 
 
-def cluster_accuracy() -> str:
+def cluster_accuracy(folder: str = "cluster_annotation") -> str:
     """Test accuracy (%) per iteration against interactions, mean ± std over seeds."""
-    runs = _cluster_runs()
-    inter = next(iter(runs.values()))[0].column("interactions")
+    runs = _cluster_runs(folder)
+    inter = np.unique(np.concatenate([h.column("interactions") for hs in runs.values() for h in hs]))
     rows = ["| scenario (seeds) | " + " | ".join(f"{int(i)}" for i in inter) + " |", "|---|" + "---:|" * len(inter)]
     for name, hs in runs.items():
-        acc = 100 * np.array([h.metric("accuracy") for h in hs])
-        rows.append(f"| {name} ({len(hs)}) | " + " | ".join(f"{m:.1f} ± {sd:.1f}" for m, sd in zip(acc.mean(0), acc.std(0))) + " |")
+        cells = []
+        for x in inter:  # the first training after x interactions (an exhausted pool retrains without new ones)
+            acc = 100 * np.array([h.metric("accuracy")[np.flatnonzero(h.column("interactions") == x)[0]]
+                                  for h in hs if (h.column("interactions") == x).any()])
+            cells.append("-" if acc.size == 0 else f"{acc.mean():.1f}" if len(hs) == 1 else f"{acc.mean():.1f} ± {acc.std():.1f}")
+        rows.append(f"| {name} ({len(hs)}) | " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def _nan_mean_cells(values: np.ndarray) -> list[str]:
+    """Per column the mean in percent over the rows that have a value, "-" where none has."""
+    return ["-" if np.isnan(c).all() else f"{100 * np.nanmean(c):.1f}" for c in values.T]
 
 
 def cluster_fig3() -> str:
@@ -186,9 +195,7 @@ def cluster_fig3() -> str:
     rows = ["| scenario | measure | " + " | ".join(f"{int(i)}" for i in inter) + " |", "|---|---|" + "---:|" * len(inter)]
     for name, hs in runs.items():
         count = np.mean([h.column("train_cluster_labeled") for h in hs], axis=0)
-        acc = np.array([h.column("train_cluster_label_accuracy") for h in hs])
-        acc_m = [np.nan if np.isnan(c).all() else 100 * np.nanmean(c) for c in acc.T]
-        acc_cells = ["-" if np.isnan(a) else f"{a:.1f}" for a in acc_m]
+        acc_cells = _nan_mean_cells(np.array([h.column("train_cluster_label_accuracy") for h in hs]))
         accepted = np.mean([h.column("clusters_accepted") for h in hs], axis=0)
         declined = np.mean([h.column("clusters_declined") for h in hs], axis=0)
         ad = ["-" if np.isnan(a) else f"{a:.0f} / {d:.0f}" for a, d in zip(accepted, declined)]
@@ -211,6 +218,8 @@ TABLES: dict[tuple[str, str], Callable[[], str]] = {
     ("cluster_annotation.md", "cluster-within-1pt"): cluster_within_1pt,
     ("cluster_annotation.md", "cluster-accuracy"): cluster_accuracy,
     ("cluster_annotation.md", "cluster-fig3"): cluster_fig3,
+    ("cluster_annotation.md", "cluster-long-within-1pt"): lambda: cluster_within_1pt("cluster_annotation_long"),
+    ("cluster_annotation.md", "cluster-long-accuracy"): lambda: cluster_accuracy("cluster_annotation_long"),
 }
 
 
