@@ -1,17 +1,33 @@
-"""Cluster annotation on MNIST (Perez, Lebret & Aberer's scenarios), accuracy against human interactions.
+"""Cluster annotation on MNIST under Perez, Lebret & Aberer's protocol: accuracy against human interactions.
 
-Scenarios: random, uncertain-only (max entropy), cluster-only, uncertain+cluster
-and cluster+uncertain (the run's query interactions split in half, in that
-order).  The budget counts interactions: one per sample, one per proposed
-cluster whether the simulated expert accepts it (modal class >= 80% of its
-members: every member gets that label) or declines.  Clusters: k-means on the
-model's penultimate features, 75 members on average.
+Protocol (the paper's, at a CPU size):
 
-CPU-sized setup (say so when quoting numbers): a seeded subset of the MNIST
-training images as the pool, the full 10,000-image test set, an MLP
-784 -> 256 -> 128 -> 10 retrained from scratch every cycle.  Also trains the
-same model on the whole pool with true labels (full supervision) and reports the
-interactions each scenario needs to come within 1 point of it.
+- Features from a network pretrained WITHOUT labels on images disjoint from the
+  pool and the test set: the encoder 784 -> 256 -> 128 of an MLP autoencoder
+  (decoder 128 -> 256 -> 784, mean squared error) trained on other MNIST
+  training images.  Its weights are loaded into the classifier's hidden layers
+  before the run; the loop re-initialises the model to its initial weights
+  every cycle (``TrainConfig.from_scratch``), so every iteration starts from
+  the pretrained encoder (and the same seeded head) and is fine-tuned a few
+  epochs, as the paper resets its ImageNet ResNet-18 every iteration.
+- Every iteration: cluster-only proposes ALL k-means clusters of the unlabeled
+  pool (``rank="all"``, no pre-screening; the budget per iteration is the
+  number of clusters, ``pool / 50`` at the start as the paper's 1,000 clusters
+  of 50,000 CIFAR-10 images); uncertain-only labels that many max-entropy
+  samples; the mixed scenarios do half samples and half clusters in EVERY
+  iteration (``split=0.5``, ``switch_at=None``), in the named order.
+- One interaction = one sample label, or one proposed cluster whether the
+  simulated expert accepts it (modal class >= 80% of its members: all get that
+  label) or declines.  The initial random labels count as interactions.
+- Full supervision: the same pretrained model fine-tuned with the same schedule
+  on every pool label; the page reports the interactions each scenario needs
+  to come within 1 point of it.
+
+Writes ``<out>/<scenario>/seed<k>/history.json`` (per-cycle cluster books in
+``record.extra``: ``cluster_labeled`` ... of the cycle's query,
+``train_cluster_labeled`` / ``train_cluster_label_accuracy`` of the labeled set
+the record's model was trained on) and ``<out>/summary.json`` (arguments,
+full-supervision accuracy per seed).
 
 Run (from the repository root)::
 
@@ -23,16 +39,20 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import warnings
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 import activelearn as al
 from activelearn.backbones import MLP
+from activelearn.callbacks import Callback
 
-SCENARIOS = {
+HIDDEN = (256, 128)
+
+SCENARIOS: dict[str, tuple[str, dict[str, Any]]] = {
     "random": ("random", {}),
     "uncertain-only": ("entropy", {}),
     "cluster-only": ("cluster_annotation", {"scenario": "cluster"}),
@@ -41,153 +61,143 @@ SCENARIOS = {
 }
 
 
-def subset(bundle: al.datasets.DatasetBundle, n: int, seed: int) -> al.datasets.DatasetBundle:
-    from dataclasses import replace
+def split_indices(n_train: int, pool: int, pretrain: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint seeded draws from the training images: (pool rows, pretraining rows)."""
+    perm = np.random.default_rng([seed, 0xC1]).permutation(n_train)
+    if pool + pretrain > n_train:
+        raise ValueError(f"pool + pretrain = {pool + pretrain} exceeds the {n_train} training images")
+    return np.sort(perm[:pool]), np.sort(perm[pool:pool + pretrain])
 
-    idx = torch.from_numpy(np.sort(np.random.default_rng([seed, 0xC1]).choice(bundle.num_train, size=n, replace=False)))
-    return replace(bundle, train_x=bundle.train_x[idx], train_y=bundle.train_y[idx], meta={**bundle.meta, "pool_subset": n, "subset_seed": seed})
 
-
-def make_net(seed: int) -> MLP:
+def pretrain_encoder(x: torch.Tensor, *, epochs: int, seed: int, batch_size: int = 128, lr: float = 1e-3) -> dict[str, torch.Tensor]:
+    """Train an MLP autoencoder without labels on ``x``; return the encoder's weights (``fc*`` of :class:`MLP`)."""
+    gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return MLP(784, 10, hidden=(256, 128))
+        enc = MLP(x[0].numel(), 10, hidden=HIDDEN)
+        dec = torch.nn.Sequential(torch.nn.Linear(HIDDEN[-1], HIDDEN[0]), torch.nn.ReLU(), torch.nn.Linear(HIDDEN[0], x[0].numel()))
+    flat = x.flatten(1)
+    params = [p for n, p in enc.named_parameters() if not n.startswith("head")] + list(dec.parameters())
+    opt = torch.optim.Adam(params, lr=lr)
+    for _ in range(epochs):
+        for rows in torch.randperm(flat.shape[0], generator=gen).split(batch_size):
+            loss = torch.nn.functional.mse_loss(dec(enc.embed(flat[rows])), flat[rows])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return {k: v.detach().clone() for k, v in enc.state_dict().items() if not k.startswith("head")}
 
 
-def full_supervision(data: al.datasets.DatasetBundle, train: al.TrainConfig, seed: int) -> float:
-    model = al.ALModel(make_net(seed), num_classes=10, device="cpu", seed=seed)
+def make_net(seed: int, encoder: dict[str, torch.Tensor] | None = None) -> MLP:
+    """MLP 784 -> 256 -> 128 -> 10 with a seeded head and, if given, the pretrained encoder's hidden layers."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = MLP(784, 10, hidden=HIDDEN)
+    if encoder is not None:
+        missing, unexpected = net.load_state_dict(encoder, strict=False)
+        if unexpected or any(not k.startswith("head") for k in missing):
+            raise RuntimeError(f"encoder weights do not fit the MLP: missing {missing}, unexpected {unexpected}")
+    return net
+
+
+class TrainingSetClusterBooks(Callback):
+    """Per record: cluster-labeled samples in the labeled set the model was trained on, and their true accuracy."""
+
+    def on_record(self, loop: Any, record: al.CycleRecord) -> None:
+        labeled = [e for e in loop.pools.log if e.source == "cluster" and e.index >= 0 and e.in_task]
+        record.extra["train_cluster_labeled"] = float(len(labeled))
+        record.extra["train_cluster_label_accuracy"] = (
+            float(loop.oracle.audit([e.index for e in labeled], [e.label for e in labeled])) if labeled else float("nan")
+        )
+
+
+def full_supervision(data: al.datasets.DatasetBundle, train: al.TrainConfig, seed: int, encoder: dict[str, torch.Tensor] | None) -> float:
+    model = al.ALModel(make_net(seed, encoder), num_classes=10, device="cpu", seed=seed)
     pools = al.Pools(data.train_x, num_classes=10)
     pools.record([al.Answer(i, int(y)) for i, y in enumerate(data.train_y.tolist())], cycle=0)
     al.Trainer(train).fit(model, pools, cycle=0)
-    return al.trainer.evaluate(model, data.test_x, data.test_y)["accuracy"]
+    return float(al.trainer.evaluate(model, data.test_x, data.test_y)["accuracy"])
 
 
-def first_reaching(h: al.History, target: float) -> float:
+def first_within(h: al.History, target: float) -> float:
+    """Interactions at the first record whose accuracy is >= ``target`` (NaN if none)."""
     acc, inter = h.metric("accuracy"), h.column("interactions")
     hit = np.flatnonzero(acc >= target)
     return float(inter[hit[0]]) if hit.size else float("nan")
 
 
-def _mean(rows: list[list[float]]) -> np.ndarray:
-    n = min(len(r) for r in rows)
-    with warnings.catch_warnings():  # all-NaN columns (cycles without cluster queries) stay NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(np.array([r[:n] for r in rows], dtype=float), axis=0)
+def strategy_params(label: str, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    name, params = SCENARIOS[label]
+    params = dict(params)
+    if name == "cluster_annotation":
+        params.update(rank=args.rank, cluster_size=args.cluster_size, feature="embeddings")
+        if params["scenario"] != "cluster":
+            params.update(split=0.5, switch_at=None)  # samples AND clusters in every iteration
+    return name, params
 
 
-def report(summary: dict) -> str:
-    """Markdown tables from ``summary.json`` (means over the finished seeds)."""
-    runs = summary["runs"]
-    full = np.mean(list(summary["full_supervision"].values()))
-    lines = [f"Full supervision (all pool labels, same model and schedule): {100 * full:.2f}% "
-             f"(seeds {sorted(summary['full_supervision'])})", ""]
-    inter = _mean([r["interactions"] for r in runs[next(iter(runs))].values()])
-    lines += ["### Test accuracy (%) by human interactions, mean over seeds", "",
-              "| scenario (seeds) | " + " | ".join(f"{int(i)}" for i in inter) + " |",
-              "|---|" + "---:|" * len(inter)]
-    for label, per_seed in runs.items():
-        acc = _mean([r["accuracy"] for r in per_seed.values()]) * 100
-        lines.append(f"| {label} ({len(per_seed)}) | " + " | ".join(f"{a:.1f}" for a in acc) + " |")
-    lines += ["", "### Labeled samples (mean over seeds) by human interactions", "",
-              "| scenario | " + " | ".join(f"{int(i)}" for i in inter) + " |", "|---|" + "---:|" * len(inter)]
-    for label, per_seed in runs.items():
-        lab = _mean([r["n_labeled"] for r in per_seed.values()])
-        lines.append(f"| {label} | " + " | ".join(f"{a:.0f}" for a in lab) + " |")
-    lines += ["", "### Cluster labels per cycle: samples labeled by accepted clusters / their true accuracy (%) / "
-              "clusters accepted / declined (mean over seeds; the cycle's selection, trained on from the next cycle)", ""]
-    for label, per_seed in runs.items():
-        if "cluster" not in label:
-            continue
-        cl = _mean([r["cluster_labeled"] for r in per_seed.values()])
-        ca = _mean([r["cluster_label_accuracy"] for r in per_seed.values()]) * 100
-        acc_n = _mean([r["clusters_accepted"] for r in per_seed.values()])
-        dec_n = _mean([r["clusters_declined"] for r in per_seed.values()])
-        cells = [f"{c:.0f} / {a:.1f} / {x:.1f} / {d:.1f}" if c == c else "-" for c, a, x, d in zip(cl, ca, acc_n, dec_n)][:-1]
-        lines.append(f"- {label}: " + "; ".join(f"cycle {k}: {c}" for k, c in enumerate(cells) if c != "-"))
-        tot = [np.nansum(r["cluster_labeled"]) for r in per_seed.values()]
-        wrong = [np.nansum(np.array(r["cluster_labeled"]) * (1 - np.array(r["cluster_label_accuracy"]))) for r in per_seed.values()]
-        lines.append(f"  total cluster-labeled {np.mean(tot):.0f}, of which wrong {np.mean(wrong):.0f} "
-                     f"({100 * np.sum(wrong) / max(np.sum(tot), 1):.1f}%)")
-    ref_label = "uncertain-only"
-    lines += ["", "### Interactions needed", "",
-              "| scenario | within 1 pt of full supervision (per seed) | to reach uncertain-only's final accuracy (per seed) |",
-              "|---|---|---|"]
-    for label, per_seed in runs.items():
-        w1 = [r["within_1pt_of_full"] for r in per_seed.values()]
-        reach = []
-        for seed, r in per_seed.items():
-            ref = runs.get(ref_label, {}).get(seed)
-            if ref is None:
-                reach.append(float("nan"))
-                continue
-            target = ref["accuracy"][-1]
-            hit = [i for a, i in zip(r["accuracy"], r["interactions"]) if a >= target]
-            reach.append(hit[0] if hit else float("nan"))
-        fmt = lambda v: ", ".join("not reached" if x != x else f"{int(x)}" for x in v)  # noqa: E731
-        lines.append(f"| {label} | {fmt(w1)} | {fmt(reach)} |")
-    return "\n".join(lines)
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--pool", type=int, default=10000)
-    ap.add_argument("--initial", type=int, default=20)
-    ap.add_argument("--budget", type=int, default=20, help="interactions per cycle")
-    ap.add_argument("--cycles", type=int, default=16)
-    ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--cluster_size", type=int, default=75)
-    ap.add_argument("--threshold", type=float, default=0.8)
-    ap.add_argument("--feature", default="embeddings", help="clustered features: a model output or 'inputs'")
-    ap.add_argument("--rank", default="purity", choices=["purity", "compact", "random"])
-    ap.add_argument("--out", default="docs/results/cluster_annotation")
-    ap.add_argument("--report_only", action="store_true", help="print the tables of an existing summary.json")
-    args = ap.parse_args()
-    out = Path(args.out)
-    if args.report_only:
-        print(report(json.loads((out / "summary.json").read_text())))
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    base = al.datasets.mnist("/work/shared/data/mnist" if Path("/work/shared/data/mnist").exists() else None)
-    train = al.TrainConfig(epochs=args.epochs, batch_size=64, optimizer="adam", lr=1e-3)
-    switch_at = args.initial + (args.cycles - 1) * args.budget // 2  # half of the query interactions
-    summary: dict = {"args": vars(args), "switch_at": switch_at, "runs": {}, "full_supervision": {}}
-    for seed in args.seeds:
-        data = subset(base, args.pool, seed)
+def run_seed(base: al.datasets.DatasetBundle, args: argparse.Namespace, seed: int, out: Path, summary: dict) -> None:
+    pool_rows, pre_rows = split_indices(base.num_train, args.pool, args.pretrain, seed)
+    t0 = time.time()
+    encoder = pretrain_encoder(base.train_x[pre_rows], epochs=args.ae_epochs, seed=seed) if args.pretrain else None
+    print(f"seed {seed}: autoencoder on {args.pretrain} images disjoint from the pool ({time.time() - t0:.0f}s)", flush=True)
+    idx = torch.from_numpy(pool_rows)
+    data = replace(base, train_x=base.train_x[idx], train_y=base.train_y[idx], meta={**base.meta, "pool_subset": args.pool, "subset_seed": seed})
+    train = al.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer="adam", lr=args.lr, seed=seed)
+    full = full_supervision(data, train, seed, encoder)
+    summary["full_supervision"][str(seed)] = full
+    print(f"seed {seed}: full supervision on {args.pool} labels: {full:.4f}", flush=True)
+    for label in args.scenarios:
+        name, params = strategy_params(label, args)
         t0 = time.time()
-        full = full_supervision(data, train.replace(seed=seed), seed)
-        summary["full_supervision"][seed] = full
-        print(f"seed {seed}: full supervision on {args.pool} labels: {full:.4f} ({time.time() - t0:.0f}s)", flush=True)
-        for label in args.scenarios:
-            name, params = SCENARIOS[label]
-            params = dict(params)
-            if name == "cluster_annotation":
-                params.update(cluster_size=args.cluster_size, feature=args.feature, rank=args.rank)
-                if params["scenario"] != "cluster":
-                    params["switch_at"] = switch_at
-            t0 = time.time()
-            loop = al.experiment.make_loop(
-                data, name, backbone=make_net(seed), train=train.replace(seed=seed), initial=args.initial,
-                budget=args.budget, cycles=args.cycles, seed=seed, strategy_params=params, progress=False, device="cpu",
-            )
-            loop.oracle.cluster_threshold = args.threshold
-            h = loop.run()
-            h.save_json(out / label / f"seed{seed}.json")
-            summary["runs"].setdefault(label, {})[seed] = {
-                "interactions": h.column("interactions").tolist(),
-                "n_labeled": h.column("n_labeled").tolist(),
-                "accuracy": h.metric("accuracy").tolist(),
-                "cluster_labeled": h.column("cluster_labeled").tolist(),
-                "cluster_label_accuracy": h.column("cluster_label_accuracy").tolist(),
-                "clusters_accepted": h.column("clusters_accepted").tolist(),
-                "clusters_declined": h.column("clusters_declined").tolist(),
-                "within_1pt_of_full": first_reaching(h, full - 0.01),
-            }
-            (out / "summary.json").write_text(json.dumps(summary, indent=1))
-            print(f"{label} seed {seed}: acc {h.metric('accuracy')[-1]:.4f} labeled {h[-1].n_labeled} "
-                  f"interactions {h[-1].interactions} ({time.time() - t0:.0f}s)", flush=True)
-    print(report(summary))
+        loop = al.experiment.make_loop(
+            data, name, backbone=make_net(seed, encoder), train=train, initial=args.initial, budget=args.budget,
+            cycles=args.cycles, seed=seed, strategy_params=params, progress=False, device="cpu",
+        )
+        loop.oracle.cluster_threshold = args.threshold
+        loop.callbacks.append(TrainingSetClusterBooks())
+        h = loop.run()
+        h.meta.update(scenario=label, seed=seed, full_supervision=full)
+        h.save_json(out / label / f"seed{seed}" / "history.json")
+        summary["runs"].setdefault(label, {})[str(seed)] = first_within(h, full - 0.01)
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        print(f"{label} seed {seed}: acc {h.metric('accuracy')[-1]:.4f} labeled {h[-1].n_labeled} "
+              f"interactions {h[-1].interactions} ({time.time() - t0:.0f}s)", flush=True)
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--pool", type=int, default=5000)
+    ap.add_argument("--pretrain", type=int, default=20000, help="training images (disjoint from the pool) for the autoencoder; 0: no pretraining")
+    ap.add_argument("--ae_epochs", type=int, default=10)
+    ap.add_argument("--initial", type=int, default=50, help="random initial labels (interactions)")
+    ap.add_argument("--budget", type=int, default=100, help="interactions per iteration (cluster-only: the number of clusters)")
+    ap.add_argument("--cycles", type=int, default=10, help="trainings; the last one sees initial + (cycles-1) * budget interactions")
+    ap.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs per iteration")
+    ap.add_argument("--batch_size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--cluster_size", type=int, default=75, help="only for the pre-screening ranks")
+    ap.add_argument("--rank", default="all", choices=["all", "purity", "compact", "random"])
+    ap.add_argument("--threshold", type=float, default=0.8)
+    ap.add_argument("--data", default="/work/shared/data/mnist")
+    ap.add_argument("--out", default="docs/results/cluster_annotation")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    base = al.datasets.mnist(args.data if Path(args.data).exists() else None)
+    summary: dict = {"args": vars(args), "full_supervision": {}, "runs": {}}
+    if (out / "summary.json").exists():  # a run of other seeds or scenarios into the same folder adds to it
+        old = json.loads((out / "summary.json").read_text())
+        summary["full_supervision"].update(old.get("full_supervision", {}))
+        summary["runs"].update(old.get("runs", {}))
+    for seed in args.seeds:
+        run_seed(base, args, seed, out, summary)
 
 
 if __name__ == "__main__":

@@ -158,6 +158,77 @@ def regression_mse() -> str:
     return "\n".join(rows)
 
 
+CLUSTER_NAMES = ["random", "uncertain-only", "cluster-only", "uncertain+cluster", "cluster+uncertain"]
+
+
+def _cluster_runs(folder: str = "cluster_annotation") -> dict[str, list[History]]:
+    runs = load_runs(RESULTS / folder, CLUSTER_NAMES)
+    if not runs:
+        raise FileNotFoundError(f"no committed runs under {RESULTS / folder}")
+    return runs
+
+
+def _seeds(hs: list[History]) -> str:
+    return ", ".join(str(h.meta["seed"]) for h in hs)
+
+
+def cluster_within_1pt(folder: str = "cluster_annotation") -> str:
+    """Interactions to come within 1 point of full supervision, per seed, with the final accuracy (docs/results/cluster_annotation)."""
+    rows = ["| scenario | seeds | full supervision, % (per seed) | interactions to >= full - 1 pt (per seed) | share of the pool | "
+            "accuracy at the last iteration, % (mean ± std) | labeled samples at the end (mean) |",
+            "|---|---|---|---|---|---:|---:|"]
+    for name, hs in _cluster_runs(folder).items():
+        full = [h.meta["full_supervision"] for h in hs]
+        hits = []
+        for h, f in zip(hs, full):
+            ok = np.flatnonzero(h.metric("accuracy") >= f - 0.01)
+            hits.append(int(h.column("interactions")[ok[0]]) if ok.size else None)
+        pool = int(hs[0].meta.get("pool_size", 0)) or None
+        cells = ", ".join("not within " + f"{int(h.column('interactions')[-1])}" if x is None else str(x) for x, h in zip(hits, hs))
+        share = ", ".join("-" if x is None or pool is None else f"{100 * x / pool:.0f}%" for x in hits)
+        last = np.array([100 * h.metric("accuracy")[-1] for h in hs])
+        rows.append(f"| {name} | {_seeds(hs)} | {', '.join(f'{100 * f:.2f}' for f in full)} | {cells} | {share} | "
+                    f"{last.mean():.2f} ± {last.std():.2f} | {np.mean([h.column('n_labeled')[-1] for h in hs]):.0f} |")
+    return "\n".join(rows)
+
+
+def cluster_accuracy(folder: str = "cluster_annotation") -> str:
+    """Test accuracy (%) per iteration against interactions, mean ± std over seeds."""
+    runs = _cluster_runs(folder)
+    inter = np.unique(np.concatenate([h.column("interactions") for hs in runs.values() for h in hs]))
+    rows = ["| scenario (seeds) | " + " | ".join(f"{int(i)}" for i in inter) + " |", "|---|" + "---:|" * len(inter)]
+    for name, hs in runs.items():
+        cells = []
+        for x in inter:  # the first training after x interactions (an exhausted pool retrains without new ones)
+            acc = 100 * np.array([h.metric("accuracy")[np.flatnonzero(h.column("interactions") == x)[0]]
+                                  for h in hs if (h.column("interactions") == x).any()])
+            cells.append("-" if acc.size == 0 else f"{acc.mean():.1f}" if len(hs) == 1 else f"{acc.mean():.1f} ± {acc.std():.1f}")
+        rows.append(f"| {name} ({len(hs)}) | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _nan_mean_cells(values: np.ndarray) -> list[str]:
+    """Per column the mean in percent over the rows that have a value, "-" where none has."""
+    return ["-" if np.isnan(c).all() else f"{100 * np.nanmean(c):.1f}" for c in values.T]
+
+
+def cluster_fig3() -> str:
+    """The paper's Fig. 3: cluster-labeled samples in each iteration's training set and their true accuracy (mean over seeds)."""
+    runs = {k: v for k, v in _cluster_runs().items() if "cluster" in k}
+    inter = next(iter(runs.values()))[0].column("interactions")
+    rows = ["| scenario | measure | " + " | ".join(f"{int(i)}" for i in inter) + " |", "|---|---|" + "---:|" * len(inter)]
+    for name, hs in runs.items():
+        count = np.mean([h.column("train_cluster_labeled") for h in hs], axis=0)
+        acc_cells = _nan_mean_cells(np.array([h.column("train_cluster_label_accuracy") for h in hs]))
+        accepted = np.mean([h.column("clusters_accepted") for h in hs], axis=0)
+        declined = np.mean([h.column("clusters_declined") for h in hs], axis=0)
+        ad = ["-" if np.isnan(a) else f"{a:.0f} / {d:.0f}" for a, d in zip(accepted, declined)]
+        rows.append(f"| {name} | cluster-labeled samples trained on | " + " | ".join(f"{c:.0f}" for c in count) + " |")
+        rows.append(f"| {name} | their true accuracy, % | " + " | ".join(acc_cells) + " |")
+        rows.append(f"| {name} | clusters accepted / declined in the next query | " + " | ".join(ad) + " |")
+    return "\n".join(rows)
+
+
 #: (page relative to docs/results, table id) -> builder
 TABLES: dict[tuple[str, str], Callable[[], str]] = {
     ("rmnist.md", "rmnist-cdal"): rmnist_cdal,
@@ -169,6 +240,11 @@ TABLES: dict[tuple[str, str], Callable[[], str]] = {
     ("ibal_synthetic.md", "ibal-paired"): ibal_paired,
     ("ibal_synthetic.md", "ibal-picks"): ibal_picks,
     ("regression.md", "regression-mse"): regression_mse,
+    ("cluster_annotation.md", "cluster-within-1pt"): cluster_within_1pt,
+    ("cluster_annotation.md", "cluster-accuracy"): cluster_accuracy,
+    ("cluster_annotation.md", "cluster-fig3"): cluster_fig3,
+    ("cluster_annotation.md", "cluster-long-within-1pt"): lambda: cluster_within_1pt("cluster_annotation_long"),
+    ("cluster_annotation.md", "cluster-long-accuracy"): lambda: cluster_accuracy("cluster_annotation_long"),
 }
 
 

@@ -102,7 +102,7 @@ def test_loop_books_cluster_labels_and_their_true_accuracy() -> None:
     model = al.ALModel(net, num_classes=3, device="cpu", seed=0)
     pools = al.Pools(x, num_classes=3)
     oracle = al.SimulatedOracle(y, num_classes=3)
-    strategy = al.strategies.get("cluster_annotation", scenario="sample+cluster", cluster_size=20, seed=0)
+    strategy = al.strategies.get("cluster_annotation", scenario="sample+cluster", cluster_size=20, rank="purity", seed=0)
     loop = al.ActiveLoop(model, strategy, oracle, pools, test=(x, torch.as_tensor(y)), budget=6, cycles=3, initial=12,
                          trainer=al.Trainer(al.TrainConfig(epochs=3, batch_size=16)), progress=False)
     h = loop.run()
@@ -178,3 +178,144 @@ def test_cluster_query_cannot_be_squeezed() -> None:
     s = make_setup("cluster_annotation+entropy", params={"first__cluster_size": 30, "first__rank": "compact"})
     with pytest.raises(al.exceptions.InvalidParameterError, match="cluster Query, which cannot be squeezed"):
         s.strategy.select(s.model, s.pools, 4)
+
+
+# --------------------------------------------------------------- the paper's protocol (issue 14 item 3)
+def _example():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "cluster_annotation.py"
+    spec = importlib.util.spec_from_file_location("cluster_annotation_example", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_rank_all_shows_every_cluster_of_the_unlabeled_pool() -> None:
+    """rank="all" (the default): k-means into the cycle's cluster share, and every cluster is proposed."""
+    s = make_setup("cluster_annotation", params={"scenario": "sample+cluster", "split": 0.5})
+    assert s.strategy.rank == "all"
+    q = s.strategy.select(s.model, s.pools, 8)
+    assert len(q.indices) == 4 and len(q.groups) == 4
+    members = np.concatenate(q.groups)
+    # the clusters partition exactly the unlabeled samples not asked as samples: none is screened out
+    np.testing.assert_array_equal(np.sort(members), np.setdiff1d(s.pools.unlabeled, q.indices))
+    validate_selection(q, s.pools, 8)
+    # a pre-screening rank proposes only some of the pool's clusters
+    screened = make_setup("cluster_annotation", params={"rank": "purity", "cluster_size": 30}).strategy
+    qs = screened.select(s.model, s.pools, 4)
+    assert np.concatenate(qs.groups).size < s.pools.n_unlabeled
+
+
+def test_rank_all_with_fewer_unlabeled_samples_than_clusters_asked() -> None:
+    s = make_setup("cluster_annotation", n=40, n_labeled=34)  # 6 unlabeled, 5 clusters asked
+    q = s.strategy.select(s.model, s.pools, 5)
+    assert len(q.groups) == 5 and sorted(g.size for g in q.groups) == [1, 1, 1, 1, 2]
+    np.testing.assert_array_equal(np.sort(np.concatenate(q.groups)), s.pools.unlabeled)
+
+
+@pytest.mark.parametrize("scenario", ["sample+cluster", "cluster+sample"])
+def test_mixed_scenario_asks_samples_and_clusters_in_every_cycle(scenario: str) -> None:
+    x, y = blobs(300, seed=1)
+    net = al.backbones.MLP(16, 3, hidden=(32, 16))
+    model = al.ALModel(net, num_classes=3, device="cpu", seed=0)
+    queries: list[al.Query] = []
+
+    class Spy(al.callbacks.Callback):
+        def on_selection(self, loop, record, query) -> None:
+            if record is not None:
+                queries.append(query)
+
+    # compact clusters of 20: rank="all" would cover the whole pool and could label all of it in one cycle
+    strategy = al.strategies.get("cluster_annotation", scenario=scenario, rank="compact", cluster_size=20, seed=0)
+    assert strategy.switch_at is None and strategy.split == 0.5  # the defaults: the paper's per-iteration split
+    loop = al.ActiveLoop(model, strategy, al.SimulatedOracle(y, num_classes=3), al.Pools(x, num_classes=3),
+                         test=(x, torch.as_tensor(y)), budget=4, cycles=5, initial=9, callbacks=[Spy()],
+                         trainer=al.Trainer(al.TrainConfig(epochs=2, batch_size=16)), progress=False)
+    loop.run()
+    assert len(queries) == 4
+    assert all(len(q.indices) == 2 and len(q.groups) == 2 for q in queries)
+
+
+def test_example_mixed_scenarios_use_the_per_iteration_split() -> None:
+    ex = _example()
+    args = ex.parse([])
+    for label in ("uncertain+cluster", "cluster+uncertain"):
+        name, params = ex.strategy_params(label, args)
+        s = al.strategies.get(name, **params)
+        assert s.switch_at is None and s.split == 0.5 and s.rank == "all" and s.sample == "entropy"
+    assert ex.strategy_params("cluster-only", args)[1]["scenario"] == "cluster"
+    pool, pre = ex.split_indices(100, 30, 50, seed=0)
+    assert pool.size == 30 and pre.size == 50 and np.intersect1d(pool, pre).size == 0
+
+
+def test_pretrained_encoder_is_restored_at_every_cycle() -> None:
+    """The example loads the autoencoder's weights into the MLP; every cycle's training starts from them."""
+    ex = _example()
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(64, 1, 28, 28, generator=gen)
+    encoder = ex.pretrain_encoder(images, epochs=1, seed=0, batch_size=32)
+    assert sorted(encoder) == ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]
+    fresh = ex.make_net(0)
+    assert not torch.equal(fresh.fc1.weight, encoder["fc1.weight"])  # pretraining changed the weights
+    net = ex.make_net(0, encoder)
+    assert torch.equal(net.fc1.weight, encoder["fc1.weight"]) and torch.equal(net.head.weight, fresh.head.weight)
+    x = torch.rand(120, 1, 28, 28, generator=gen)
+    y = torch.arange(120) % 10
+    bundle = al.datasets.DatasetBundle(name="tiny", train_x=x, train_y=y, test_x=x[:20], test_y=y[:20], num_classes=10)
+    loop = al.experiment.make_loop(bundle, "random", backbone=net, train=al.TrainConfig(epochs=2, batch_size=16, lr=1e-2),
+                                   initial=20, budget=10, cycles=3, seed=0, progress=False, device="cpu")
+    starts: list[torch.Tensor] = []
+    state = {"armed": False}
+
+    def arm(loop_view, cycle) -> None:
+        state["armed"] = True
+
+    def first_training_forward(module, args) -> None:
+        if state["armed"] and module.training:
+            starts.append(module.weight.detach().clone())
+            state["armed"] = False
+
+    loop.callbacks.append(type("Arm", (al.callbacks.Callback,), {"on_cycle_start": lambda self, lv, c: arm(lv, c)})())
+    loop.model.backbone.fc1.register_forward_pre_hook(first_training_forward)
+    loop.run()
+    assert len(starts) == 3
+    assert all(torch.equal(w, encoder["fc1.weight"]) for w in starts)
+    assert not torch.equal(loop.model.backbone.fc1.weight.detach(), encoder["fc1.weight"])  # fine-tuned in between
+
+
+def test_cluster_then_sample_order_takes_samples_out_of_the_clusters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cluster+sample, rank="all": the clusters cover the unlabeled pool, the samples leave their clusters."""
+    s = make_setup("cluster_annotation", params={"scenario": "cluster+sample"})
+    q = s.strategy.select(s.model, s.pools, 8)
+    assert len(q.indices) == 4 and len(q.groups) == 4 and all(g.size for g in q.groups)
+    members = np.concatenate([q.indices, *q.groups])
+    np.testing.assert_array_equal(np.sort(members), s.pools.unlabeled)  # every unlabeled sample, once
+    validate_selection(q, s.pools, 8)
+    # every cluster predicted "declined": the samples are the top-entropy ones of the whole pool
+    monkeypatch.setattr(type(s.strategy), "EXPERT_SHARE", 1.01)
+    q2 = s.strategy.select(s.model, s.pools, 8)
+    p = s.model.outputs(s.pools, s.pools.unlabeled, "probs")["probs"].double()
+    ent = -(p * p.clamp_min(1e-12).log()).sum(1).numpy()
+    top = np.sort(s.pools.unlabeled[np.argsort(-ent, kind="stable")[:4]])
+    np.testing.assert_array_equal(q2.indices, top)
+
+
+def test_cluster_then_sample_prefers_clusters_predicted_to_be_declined(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = make_setup("cluster_annotation", params={"scenario": "cluster+sample"})
+    # the same seed and pool give cluster-only the same k-means clusters: the ones before the samples leave
+    clusters = al.strategies.get("cluster_annotation", scenario="cluster", seed=0).select(s.model, s.pools, 4).groups
+    pred = s.model.outputs(s.pools, s.pools.unlabeled, "probs")["probs"]
+    row = {int(i): k for k, i in enumerate(s.pools.unlabeled)}
+    p = pred.double()
+    ent = -(p * p.clamp_min(1e-12).log()).sum(1).numpy()
+    share = np.array([np.bincount(pred[[row[int(i)] for i in g]].argmax(1).numpy()).max() / g.size for g in clusters])
+    cut = float(np.sort(share)[1]) + 1e-9  # the two least agreed-on clusters count as "declined"
+    monkeypatch.setattr(type(s.strategy), "EXPERT_SHARE", cut)
+    low = np.concatenate([g for g, sh in zip(clusters, share) if sh < cut])
+    expected = np.sort(low[np.argsort(-ent[[row[int(i)] for i in low]], kind="stable")[:4]])
+    q = s.strategy.select(s.model, s.pools, 8)
+    np.testing.assert_array_equal(q.indices, expected)
+    assert not np.array_equal(expected, np.sort(s.pools.unlabeled[np.argsort(-ent, kind="stable")[:4]]))

@@ -108,7 +108,7 @@ FAST_PARAMS: dict[str, dict] = {
     "contrastive_random": dict(first_epochs=2, later_epochs=1, batch_size=32, rep_dim=16, proj_dim=16, kmeans_iter=10, classifier_steps=20),
     "ibal_d": dict(ae_epochs=2, latent_dim=4),
     "entropy_d": dict(ae_epochs=2, latent_dim=4),
-    "cluster_annotation": dict(scenario="sample+cluster", cluster_size=8),
+    "cluster_annotation": dict(scenario="sample+cluster", cluster_size=8, rank="purity"),  # "all" would label the 120 points at once
 }
 
 

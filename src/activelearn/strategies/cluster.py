@@ -16,12 +16,32 @@ Scenarios of the paper, with any sample strategy (``sample``, default
 - ``"sample+cluster"``: samples first, then clusters (the paper's uncertain+cluster).
 - ``"cluster+sample"``: clusters first, then samples (cluster+uncertain).
 
-The split between the two phases: with ``switch_at=None`` every cycle gives
-``split`` of its budget to the first phase; with ``switch_at=k`` the first
-phase runs until ``pools.n_interactions`` reaches ``k`` (a cycle that crosses
-it is shared), i.e. the run's interaction budget is split once, as in the paper.
+Order within an iteration: the loop asks one query per iteration, so the
+expert's answers are not known between the phases.  sample+cluster picks the
+samples on the whole unlabeled pool and clusters the rest.  cluster+sample
+with ``rank="all"`` clusters the whole unlabeled pool first and takes the
+samples from the members of the clusters the model predicts the expert will
+decline (see :meth:`ClusterAnnotation._clusters_then_samples`); with the
+pre-screening ranks (or a sample strategy without per-sample scores) it picks
+like sample+cluster, only the split differs.
 
-Which clusters to propose: ``rank="purity"`` (default) proposes the clusters
+The split between the two phases: with ``switch_at=None`` (default, the
+paper's protocol) every cycle gives ``split`` of its budget to the first phase,
+so a mixed scenario asks samples AND clusters in every iteration (the paper:
+500 samples + 500 clusters per CIFAR-10 iteration); with ``switch_at=k`` the
+first phase runs until ``pools.n_interactions`` reaches ``k`` (a cycle that
+crosses it is shared), i.e. the run's interaction budget is split once (not
+the paper's protocol; kept as an option).
+
+Which clusters to propose: ``rank="all"`` (default, the paper's protocol)
+clusters the unlabeled pool into exactly as many k-means clusters as the
+cycle's cluster interactions and proposes every one of them, with no
+pre-screening (the paper fixes the number of clusters per iteration, 1,000 on
+CIFAR-10's 50,000 images, i.e. 50 members on average; the loop asks a query of
+exactly the cycle's budget, so the budget sets the number of clusters and
+``cluster_size`` is not used: choose the budget so that ``pool / clusters``
+is 50-100).  The other ranks cluster into ``cluster_size`` members on average
+and pre-screen (not in the paper): ``rank="purity"`` proposes the clusters
 whose members the current model most agrees on (the largest share of one
 predicted class; the expert's 80% rule makes such clusters the likeliest to be
 accepted; the model's predictions are used, never the hidden labels);
@@ -46,7 +66,7 @@ import torch
 
 from ..exceptions import InvalidParameterError
 from ..ops.clustering import kmeans
-from .base import Strategy, one_of, optional_int, positive_int
+from .base import ScoreStrategy, Strategy, one_of, optional_int, positive_int
 from .registry import get, get_class, register
 
 if TYPE_CHECKING:
@@ -117,9 +137,11 @@ class ClusterAnnotation(Strategy):
     switch_at : int, optional
         Interaction count at which the first phase ends (a run-level split).
     cluster_size : int
-        Average members per cluster (default 75: within the paper's 50-100).
-    rank : {"purity", "compact", "random"}
-        How clusters are chosen among the k-means clusters.
+        Average members per cluster (default 75: within the paper's 50-100);
+        not used by ``rank="all"``, where the budget sets the cluster count.
+    rank : {"all", "purity", "compact", "random"}
+        ``"all"`` (default, the paper): every k-means cluster is proposed;
+        otherwise how clusters are pre-screened (see the module docs).
     feature : str
         Model output clustered (default the penultimate ``"embeddings"``), or
         ``"inputs"`` for the flattened inputs.
@@ -140,13 +162,15 @@ class ClusterAnnotation(Strategy):
     """
 
     requires = frozenset({"probs", "embeddings"})
+    #: modal share at which the paper's expert accepts a cluster (used by cluster+sample, rank="all")
+    EXPERT_SHARE: ClassVar[float] = 0.8
     _constraints: ClassVar[dict[str, Callable[[str, Any], None]]] = {
         "scenario": one_of("cluster", "sample+cluster", "cluster+sample"),
         "sample": _sample_name,
         "split": _fraction,
         "switch_at": optional_int,
         "cluster_size": positive_int,
-        "rank": one_of("purity", "compact", "random"),
+        "rank": one_of("all", "purity", "compact", "random"),
         "n_iter": positive_int,
         "chunk_size": positive_int,
         "sklearn_below": optional_int,
@@ -161,7 +185,7 @@ class ClusterAnnotation(Strategy):
         split: float = 0.5,
         switch_at: int | None = None,
         cluster_size: int = 75,
-        rank: str = "purity",
+        rank: str = "all",
         feature: str = "embeddings",
         n_iter: int = 30,
         chunk_size: int = 16384,
@@ -201,6 +225,10 @@ class ClusterAnnotation(Strategy):
         from ..oracle import Query
 
         n_samples, n_clusters = self.phase_budgets(pools, budget)
+        if self.scenario == "cluster+sample" and self.rank == "all" and n_samples and n_clusters:
+            ordered = self._clusters_then_samples(model, pools, n_samples, n_clusters)
+            if ordered is not None:
+                return Query(indices=ordered[0], groups=ordered[1])
         samples = np.zeros(0, dtype=np.int64)
         if n_samples:
             samples = np.asarray(self.sample_strategy().select(model, pools, n_samples), dtype=np.int64)
@@ -211,6 +239,8 @@ class ClusterAnnotation(Strategy):
             feats = pools.inputs(rest).flatten(1).float().to(model.device)
         else:
             feats = model.outputs(pools, rest, self.feature)[self.feature].float()
+        if self.rank == "all":
+            return Query(indices=samples, groups=self._all_clusters(pools, feats, rest, n_clusters))
         rng = self.rng(pools, 7)
         groups = propose_clusters(
             feats, rest, n_clusters, cluster_size=self.cluster_size, seed=int(rng.integers(2**31 - 1)),
@@ -239,3 +269,60 @@ class ClusterAnnotation(Strategy):
         sizes = np.array([g.size for g in groups])
         order = np.lexsort((np.array([g.min() for g in groups]), -sizes, -quality))
         return [groups[i] for i in order[:k]]
+
+    def _all_clusters(self, pools: "Pools", feats: torch.Tensor, rest: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+        """The paper's protocol: k-means into exactly ``k`` clusters of ``rest``, every one proposed."""
+        k = min(k, rest.size)  # fewer unlabeled samples than the budget: one per cluster
+        if k == 0:
+            return ()
+        seed = int(self.rng(pools, 7).integers(2**31 - 1))
+        groups = propose_clusters(feats, rest, k, cluster_size=max(rest.size, 1), seed=seed,
+                                  n_iter=self.n_iter, chunk_size=self.chunk_size)
+        return tuple(np.sort(g) for g in groups)
+
+    def _clusters_then_samples(
+        self, model: "ALModel", pools: "Pools", n_s: int, n_c: int
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]] | None:
+        """cluster+sample with ``rank="all"``: cluster the whole unlabeled pool first, then pick the samples.
+
+        The loop asks one query per iteration, so the expert's answers to the
+        clusters are not known when the samples are chosen.  The samples are
+        therefore the sample strategy's top scores among the members of the
+        clusters the model predicts the expert will decline (predicted modal
+        share below ``EXPERT_SHARE``, the paper's 80%; model predictions only),
+        then among the others; each leaves its cluster, and no cluster is
+        emptied.  ``None`` (samples first, as for sample+cluster) when the
+        sample strategy has no per-sample score.
+        """
+        sampler = self.sample_strategy()
+        if not isinstance(sampler, ScoreStrategy):
+            return None
+        rest = pools.unlabeled
+        groups = list(self._all_clusters(pools, self._features(model, pools, rest), rest, n_c))
+        member = np.concatenate(groups)
+        which = np.repeat(np.arange(len(groups)), [g.size for g in groups])
+        pred = model.outputs(pools, member, "probs")["probs"].argmax(1).cpu().numpy()
+        counts = np.zeros((len(groups), int(pred.max()) + 1))
+        np.add.at(counts, (which, pred), 1)
+        share = counts.max(1) / counts.sum(1)
+        scores = np.nan_to_num(np.asarray(sampler.score(model, pools, member), dtype=np.float64), nan=-np.inf)
+        order = np.lexsort((member, -scores, share[which] >= self.EXPERT_SHARE))
+        left = np.array([g.size for g in groups])
+        picks: list[int] = []
+        for i in order:
+            if len(picks) == n_s:
+                break
+            if left[which[i]] > 1:
+                left[which[i]] -= 1
+                picks.append(int(i))
+        if len(picks) < n_s:  # fewer unlabeled samples than the budget needs: cannot happen behind select's check
+            return None
+        taken = np.zeros(member.size, dtype=bool)
+        taken[picks] = True
+        kept = tuple(np.sort(g) for g in np.split(member[~taken], np.cumsum(left)[:-1]))
+        return np.sort(member[taken]), kept
+
+    def _features(self, model: "ALModel", pools: "Pools", rows: np.ndarray) -> torch.Tensor:
+        if self.feature == "inputs":
+            return pools.inputs(rows).flatten(1).float().to(model.device)
+        return model.outputs(pools, rows, self.feature)[self.feature].float()
