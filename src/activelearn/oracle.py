@@ -10,13 +10,14 @@ the loop never changes.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
 
-from ._validation import check_fraction
+from ._validation import Interval, as_integral_indices, check_params
 from .exceptions import InvalidInputError, InvalidParameterError, OracleError
 from .pools import DECLINED, Answer
 
@@ -41,6 +42,11 @@ class Query:
     indices: np.ndarray
     groups: tuple[np.ndarray, ...] = field(default=())
     cycle: int = 0
+
+    def __post_init__(self) -> None:
+        """Indices become int64 arrays; float indices must be integral (never truncated)."""
+        object.__setattr__(self, "indices", as_integral_indices(self.indices, "query indices"))
+        object.__setattr__(self, "groups", tuple(as_integral_indices(np.asarray(g).reshape(-1), "a query group") for g in self.groups))
 
     @property
     def all_indices(self) -> np.ndarray:
@@ -124,32 +130,20 @@ class SimulatedOracle:
         cluster_threshold: float = 0.8,
         cluster_cost: float = 1.0,
     ) -> None:
-        t = targets.detach().cpu().numpy() if isinstance(targets, torch.Tensor) else np.asarray(targets)
-        if t.ndim != 1:
-            raise InvalidInputError(f"targets must be 1-D (one per sample), got shape {t.shape}")
-        if t.dtype.kind == "f" and not np.isfinite(t).all():
-            raise InvalidInputError("targets hold NaN or Inf; clean them first")
+        check_params(
+            {"num_classes": num_classes, "noise_rate": noise_rate, "seed": seed, "cluster_threshold": cluster_threshold, "cluster_cost": cluster_cost},
+            _ORACLE_CONSTRAINTS,
+        )
+        t = _targets(targets, num_classes)
+        if noise_rate > 0 and (num_classes is None or num_classes < 2):
+            raise InvalidParameterError("noise_rate > 0 needs num_classes >= 2 to draw a wrong label")
         self.targets = t
         self.num_classes = num_classes
-        self.noise_rate = check_fraction("noise_rate", noise_rate)
-        if self.noise_rate > 0 and (num_classes is None or num_classes < 2):
-            raise InvalidParameterError("noise_rate > 0 needs num_classes >= 2 to draw a wrong label")
-        if num_classes is not None and t.size and t.dtype.kind in "iuf" and (t.min() < 0 or t.max() >= num_classes or (t.dtype.kind == "f" and (t != np.round(t)).any())):
-            raise InvalidInputError(f"targets must be class indices in 0..{num_classes - 1}, got values {t.min()}..{t.max()}")
-        c = np.broadcast_to(np.asarray(cost, dtype=np.float64), t.shape).copy()
-        if not np.isfinite(c).all() or (c < 0).any():
-            raise InvalidParameterError("cost must be finite and >= 0 (one number or one per sample)")
-        self.cost = c
-        if in_task is None:
-            self.in_task = np.ones(t.shape, dtype=bool)
-        else:
-            self.in_task = np.asarray(in_task, dtype=bool)
-            if self.in_task.shape != t.shape:
-                raise InvalidInputError(f"in_task must have shape {t.shape}, got {self.in_task.shape}")
+        self.noise_rate = float(noise_rate)
+        self.cost = _per_sample("cost", cost, t.shape, dtype=np.float64)
+        self.in_task = np.ones(t.shape, dtype=bool) if in_task is None else _per_sample("in_task", in_task, t.shape, dtype=bool)
         self.seed = int(seed)
-        self.cluster_threshold = check_fraction("cluster_threshold", cluster_threshold)
-        if not np.isfinite(cluster_cost) or cluster_cost < 0:
-            raise InvalidParameterError(f"cluster_cost must be a finite number >= 0, got {cluster_cost!r}")
+        self.cluster_threshold = float(cluster_threshold)
         self.cluster_cost = float(cluster_cost)
         self.n_queries = 0
         self.asked: list[int] = []
@@ -182,9 +176,9 @@ class SimulatedOracle:
 
     def answer(self, query: Query) -> list[Answer]:
         """Answer every index of the query, and every cluster by the threshold rule."""
-        idx = np.asarray(query.indices, dtype=np.int64)
+        idx = as_integral_indices(query.indices, "query indices")
         self._check_indices(idx)
-        groups = [np.asarray(g, dtype=np.int64).reshape(-1) for g in query.groups]
+        groups = [as_integral_indices(np.asarray(g).reshape(-1), "a query group") for g in query.groups]
         for g in groups:
             if g.size == 0:
                 raise OracleError("a cluster of the query is empty; every group needs at least one member")
@@ -245,3 +239,45 @@ class SimulatedOracle:
         if lab.shape != idx.shape:
             raise InvalidInputError(f"audit needs one label per index, got {lab.size} labels for {idx.size} indices")
         return float(np.mean(self.targets[idx] == lab))
+
+
+_ORACLE_CONSTRAINTS: dict[str, list[Any]] = {
+    "num_classes": [Interval(numbers.Integral, 1), None],
+    "noise_rate": [Interval(numbers.Real, 0.0, 1.0)],
+    "seed": [Interval(numbers.Integral, 0)],
+    "cluster_threshold": [Interval(numbers.Real, 0.0, 1.0)],
+    "cluster_cost": [Interval(numbers.Real, 0)],
+}
+
+
+def _targets(targets: np.ndarray | torch.Tensor | Sequence[float], num_classes: int | None) -> np.ndarray:
+    """The hidden ground truth as a 1-D numpy array, checked (finite; class indices when ``num_classes`` is given)."""
+    t = targets.detach().cpu().numpy() if isinstance(targets, torch.Tensor) else np.asarray(targets)
+    if t.ndim != 1:
+        raise InvalidInputError(f"targets must be 1-D (one per sample), got shape {t.shape}")
+    if t.dtype.kind not in "biuf":
+        raise InvalidInputError(f"targets must be numbers, got dtype {t.dtype}")
+    if t.dtype.kind == "f" and not np.isfinite(t).all():
+        raise InvalidInputError("targets hold NaN or Inf; clean them first")
+    if num_classes is None or not t.size:
+        return t
+    if t.dtype.kind == "b":
+        raise InvalidInputError(f"targets are booleans; pass class indices in 0..{num_classes - 1} (e.g. targets.astype(int))")
+    if t.min() < 0 or t.max() >= num_classes or (t.dtype.kind == "f" and (t != np.round(t)).any()):
+        raise InvalidInputError(f"targets must be class indices in 0..{num_classes - 1}, got values {t.min()}..{t.max()}")
+    return t
+
+
+def _per_sample(name: str, value: object, shape: tuple[int, ...], *, dtype: type) -> np.ndarray:
+    """One value for every sample (a scalar is broadcast), checked: costs finite and >= 0, flags booleans."""
+    arr = np.asarray(value)
+    if dtype is bool:
+        if arr.dtype != bool or arr.shape != shape:
+            raise InvalidInputError(f"in_task must be a boolean array of shape {shape}, got dtype {arr.dtype} shape {arr.shape}")
+        return arr.copy()
+    if arr.dtype.kind not in "iuf" or (arr.ndim and arr.shape != shape):
+        raise InvalidParameterError(f"{name} must be one number or one per sample (shape {shape}), got dtype {arr.dtype} shape {arr.shape}")
+    out = np.broadcast_to(arr.astype(np.float64), shape).copy()
+    if not np.isfinite(out).all() or (out < 0).any():
+        raise InvalidParameterError(f"{name} must be finite and >= 0 (one number or one per sample)")
+    return out

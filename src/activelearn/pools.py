@@ -9,13 +9,14 @@ the ground truth is held by the oracle, never by the pools.
 from __future__ import annotations
 
 import itertools
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
 
-from ._validation import as_index_array
+from ._validation import Interval, Options, as_index_array, as_integral_indices, as_pool_inputs, check_label, check_params
 from .exceptions import InvalidInputError
 
 __all__ = ["Answer", "Annotation", "Pools", "DECLINED"]
@@ -27,6 +28,7 @@ Source = Literal["sample", "cluster"]
 
 _UNLABELED, _LABELED, _REJECTED = 0, 1, 2
 _pool_ids = itertools.count()
+_POOL_CONSTRAINTS: dict[str, list[Any]] = {"task": [Options(("classification", "regression"))], "num_classes": [Interval(numbers.Integral, 1), None]}
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,14 @@ class Pools:
         Decides the dtype of stored labels.
     num_classes : int, optional
         Classes of the task, used to validate labels given by an oracle.
+    dtype : torch.dtype or None
+        Array and tensor inputs are converted to it up front (default float32,
+        the dtype of the library's models; ``None`` keeps theirs).  See
+        :func:`activelearn._validation.as_pool_inputs` for what is converted
+        (float64 rounds to float32, ints and bools become float32 exactly) and
+        what is refused (NaN/Inf in numpy and torch inputs alike, 1-D inputs:
+        pass ``x.reshape(-1, 1)``, values beyond float32's range).  A Dataset
+        is used as given.
 
     Notes
     -----
@@ -111,18 +121,14 @@ class Pools:
         *,
         task: Literal["classification", "regression"] = "classification",
         num_classes: int | None = None,
+        dtype: torch.dtype | None = torch.float32,
     ) -> None:
-        if task not in ("classification", "regression"):
-            raise InvalidInputError(f"task must be 'classification' or 'regression', got {task!r}")
+        check_params({"task": task, "num_classes": num_classes}, _POOL_CONSTRAINTS)
+        if isinstance(inputs, (torch.Tensor, np.ndarray)):
+            inputs = as_pool_inputs(inputs, dtype=dtype)
         n = len(inputs)  # type: ignore[arg-type]
         if n == 0:
             raise InvalidInputError("the pool is empty; pass at least one sample")
-        if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
-            flat = inputs.reshape(-1)
-            for start in range(0, flat.numel(), 1 << 22):  # bounded temporary memory
-                if not bool(torch.isfinite(flat[start : start + (1 << 22)]).all()):
-                    bad = int((~torch.isfinite(inputs.reshape(n, -1))).any(dim=1).sum())
-                    raise InvalidInputError(f"pool inputs hold NaN or Inf in {bad} sample(s); clean or drop them first")
         self._inputs = inputs
         self.task = task
         self.num_classes = num_classes
@@ -219,7 +225,9 @@ class Pools:
 
     def inputs(self, indices: Sequence[int] | np.ndarray) -> torch.Tensor:
         """Stack the model inputs of ``indices`` into one tensor (any sample may be read)."""
-        idx = np.ascontiguousarray(indices, dtype=np.int64)
+        idx = as_integral_indices(indices, "indices")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
+            raise InvalidInputError(f"indices must lie in [0, {self.n}), got {idx.min()}..{idx.max()}")
         if isinstance(self._inputs, torch.Tensor):
             return self._inputs[torch.from_numpy(idx)]
         items = [self._inputs[int(i)] for i in idx]
@@ -239,11 +247,19 @@ class Pools:
         cycle = self.cycle if cycle is None else int(cycle)
         if not answers:
             return []
-        all_idx = np.array([a.index for a in answers], dtype=np.int64)
+        labels = self._validate(answers)
+        remap: dict[int, int] = {}  # the answers' shared interaction ids -> fresh ids of these pools
+        entries = [self._apply(a, label, cycle, remap) for a, label in zip(answers, labels)]
+        self._log.extend(entries)
+        return entries
+
+    def _validate(self, answers: Sequence[Answer]) -> list[int | float | None]:
+        """Check every answer (nothing changes on failure); return the labels, normalised."""
         for a in answers:
             if a.index == DECLINED and (a.in_task or a.label is not None):
                 raise InvalidInputError("a declined interaction (index -1) labels nobody: give it label=None, in_task=False")
-        idx = all_idx[all_idx != DECLINED]
+        idx = as_integral_indices([a.index for a in answers], "answer indices")
+        idx = idx[idx != DECLINED]
         if idx.size and (idx.min() < 0 or idx.max() >= self.n):
             raise InvalidInputError(f"answer indices must lie in [0, {self.n}) (or -1 for a declined interaction), got {idx.min()}..{idx.max()}")
         if np.unique(idx).size != idx.size:
@@ -254,40 +270,32 @@ class Pools:
                 f"answers given for {seen.size} sample(s) already examined (e.g. index {int(seen[0])}); "
                 "a sample is never queried twice"
             )
-        for a in answers:
-            if a.in_task and a.label is None:
-                raise InvalidInputError(f"in-task answer for index {a.index} has no label")
-            if a.in_task and self.task == "classification" and self.num_classes is not None:
-                if not (0 <= int(a.label) < self.num_classes):  # type: ignore[arg-type]
-                    raise InvalidInputError(
-                        f"label {a.label!r} for index {a.index} is outside 0..{self.num_classes - 1}"
-                    )
-            if not np.isfinite(a.cost) or a.cost < 0:
-                raise InvalidInputError(f"answer cost must be a finite number >= 0, got {a.cost!r}")
-        # assign interaction ids: -1 means "its own interaction"; shared ids are remapped
-        remap: dict[int, int] = {}
-        entries = []
-        for a in answers:
-            if a.interaction < 0:
-                inter = self._next_interaction
-                self._next_interaction += 1
-            else:
-                if a.interaction not in remap:
-                    remap[a.interaction] = self._next_interaction
-                    self._next_interaction += 1
-                inter = remap[a.interaction]
-            label = a.label
-            if a.index == DECLINED:
-                pass
-            elif a.in_task:
-                self._status[a.index] = _LABELED
-                self._labels[a.index] = label  # type: ignore[assignment]
-                label = int(label) if self.task == "classification" else float(label)  # type: ignore[arg-type]
-            else:
-                self._status[a.index] = _REJECTED
-            entries.append(Annotation(cycle, int(a.index), label, bool(a.in_task), float(a.cost), a.source, inter))
-        self._log.extend(entries)
-        return entries
+        return [self._check_answer(a) for a in answers]
+
+    def _check_answer(self, a: Answer) -> int | float | None:
+        if isinstance(a.cost, bool) or not isinstance(a.cost, numbers.Real) or not np.isfinite(a.cost) or a.cost < 0:
+            raise InvalidInputError(f"answer cost must be a finite number >= 0, got {a.cost!r}")
+        if not a.in_task:
+            return None
+        if a.label is None:
+            raise InvalidInputError(f"in-task answer for index {a.index} has no label")
+        return check_label(a.label, task=self.task, num_classes=self.num_classes, where=f"index {a.index}")
+
+    def _apply(self, a: Answer, label: int | float | None, cycle: int, remap: dict[int, int]) -> Annotation:
+        """Change the state for one validated answer; return its log entry."""
+        if a.interaction < 0 or a.interaction not in remap:
+            inter = self._next_interaction
+            self._next_interaction += 1
+            if a.interaction >= 0:
+                remap[a.interaction] = inter
+        else:
+            inter = remap[a.interaction]
+        if a.index != DECLINED and a.in_task:
+            self._status[a.index] = _LABELED
+            self._labels[a.index] = label  # type: ignore[assignment]
+        elif a.index != DECLINED:
+            self._status[a.index] = _REJECTED
+        return Annotation(cycle, int(a.index), label, bool(a.in_task), float(a.cost), a.source, inter)
 
     # ----------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, Any]:
