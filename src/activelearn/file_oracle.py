@@ -45,7 +45,7 @@ import torch
 
 from ._validation import Interval, check_params
 from .checkpoint import atomic_write_text
-from .exceptions import AnswersInvalid, AnswersPending, InvalidParameterError, OracleError
+from .exceptions import AnswersInvalid, AnswersPending, InvalidParameterError, OracleError, OutputError
 from .oracle import Query
 from .pools import Answer
 
@@ -169,10 +169,16 @@ class FileOracle:
                     return
             except (OSError, ValueError):
                 pass
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if self.inputs is not None:
-            self._write_inputs(path.with_suffix(""), idx)
-        atomic_write_text(path, json.dumps(payload, indent=1))
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if self.inputs is not None:
+                self._write_inputs(path.with_suffix(""), idx)
+            atomic_write_text(path, json.dumps(payload, indent=1))
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write the query {path}: {exc.strerror or exc}; free space or make {self.directory} writable "
+                "(or choose another oracle folder), then resume the run"
+            ) from exc
 
     def _write_inputs(self, folder: Path, idx: np.ndarray) -> None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ._validation import Interval, Options, as_index_array, as_integral_indices, as_pool_inputs, check_label, check_params
-from .exceptions import InvalidInputError
+from .exceptions import CheckpointError, InvalidInputError
 
 __all__ = ["Answer", "Annotation", "Pools", "DECLINED"]
 
@@ -309,21 +309,36 @@ class Pools:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Replay a saved log onto fresh pools over the same inputs."""
-        if int(state["n"]) != self.n:
-            raise InvalidInputError(f"saved pools have n={state['n']}, these have n={self.n}")
+        """Replay a saved log onto fresh pools over the same inputs.
+
+        The whole state is read and checked before the pools change.
+
+        Raises
+        ------
+        InvalidInputError
+            The saved pools are over another number of samples.
+        CheckpointError
+            The state is damaged (missing keys, malformed log entries, indices
+            out of range).
+        """
+        try:
+            n, cycle = int(state["n"]), int(state["cycle"])
+            log = [Annotation(**entry) for entry in state["log"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"the saved pools are damaged ({type(exc).__name__}: {exc}); the checkpoint cannot be loaded") from exc
+        if n != self.n:
+            raise InvalidInputError(f"saved pools have n={n}, these have n={self.n}")
+        bad = [a.index for a in log if not (a.index == DECLINED or 0 <= a.index < self.n)]
+        if bad:
+            raise CheckpointError(f"the saved pools' log names indices outside [0, {self.n}), e.g. {bad[:3]}; the checkpoint is damaged")
         self._status[:] = _UNLABELED
         self._log.clear()
         self._next_interaction = 0
-        for entry in state["log"]:
-            a = Annotation(**entry)
-            if a.index == DECLINED:
-                pass
-            elif a.in_task:
-                self._status[a.index] = _LABELED
-                self._labels[a.index] = a.label  # type: ignore[assignment]
-            else:
-                self._status[a.index] = _REJECTED
+        for a in log:
+            if a.index != DECLINED:
+                self._status[a.index] = _LABELED if a.in_task else _REJECTED
+                if a.in_task:
+                    self._labels[a.index] = a.label  # type: ignore[assignment]
             self._log.append(a)
             self._next_interaction = max(self._next_interaction, a.interaction + 1)
-        self.cycle = int(state["cycle"])
+        self.cycle = cycle
