@@ -118,6 +118,7 @@ RECORD_CASES = [
     ("label-missing", _record(al.Answer(0, None)), InvalidInputError, "in-task answer for index 0 has no label"),
     ("regression-label-inf", _record(al.Answer(0, float("inf")), task="regression"), InvalidInputError, "label inf for index 0 is not finite"),
     ("regression-label-bool", _record(al.Answer(0, False), task="regression"), InvalidInputError, "label False for index 0 is not a number"),
+    ("regression-label-vector", _record(al.Answer(0, 0.5), al.Answer(1, np.array([1.0, 2.0])), task="regression"), InvalidInputError, "label array([1., 2.]) for index 1 is not a number"),
     ("index-float", _record(al.Answer(1.5, 0)), InvalidInputError, "answer indices must be integral"),
     ("index-range", _record(al.Answer(6, 0)), InvalidInputError, "answer indices must lie in [0, 6)"),
     ("index-duplicate", _record(al.Answer(2, 0), al.Answer(2, 1)), InvalidInputError, "answers hold the same index twice"),

@@ -326,15 +326,27 @@ def as_integral_indices(values: Any, name: str, *, error: type[Exception] = Inva
     raise error(f"{name} must be a 1-D array of ints, got dtype {arr.dtype}" + ("; a boolean mask is not a list of indices: use np.flatnonzero(mask)" if arr.dtype.kind == "b" else ""))
 
 
-def check_label(label: Any, *, task: str, num_classes: int | None, where: str) -> int | float:
+def _check_target_vector(label: Any, where: str) -> Any:
+    """A multi-output regression target: an array of finite real numbers (returned as float64)."""
+    arr = label.detach().cpu().numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
+    if arr.dtype.kind not in "iuf" or not np.isfinite(arr).all():
+        raise InvalidInputError(f"label {label!r} for {where} must hold finite numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
+def check_label(label: Any, *, task: str, num_classes: int | None, where: str, allow_vector: bool = False) -> Any:
     """One label given by an oracle: a class index (classification) or a finite number (regression).
 
     Classification takes ints, and floats only when integral (``2.0`` -> 2;
     ``1.7`` is refused, never truncated); booleans are refused for both tasks.
-    Returns the label as ``int`` or ``float``.
+    With ``allow_vector`` (pools that store multi-output targets), regression
+    also takes a vector of finite numbers.
+    Returns the label as ``int``, ``float`` or a float64 array.
     """
     if isinstance(label, np.generic):
         label = label.item()  # numpy scalars as Python numbers (also in messages)
+    if allow_vector and task != "classification" and isinstance(label, (np.ndarray, torch.Tensor, list, tuple)):
+        return _check_target_vector(label, where)
     if isinstance(label, bool) or not isinstance(label, numbers.Real):
         raise InvalidInputError(f"label {label!r} for {where} is not a number; give a class index or a target value")
     value = float(label)

@@ -279,7 +279,7 @@ class Pools:
             return None
         if a.label is None:
             raise InvalidInputError(f"in-task answer for index {a.index} has no label")
-        return check_label(a.label, task=self.task, num_classes=self.num_classes, where=f"index {a.index}")
+        return check_label(a.label, task=self.task, num_classes=self.num_classes, where=f"index {a.index}", allow_vector=self._labels.ndim > 1)
 
     def _apply(self, a: Answer, label: int | float | None, cycle: int, remap: dict[int, int]) -> Annotation:
         """Change the state for one validated answer; return its log entry."""
