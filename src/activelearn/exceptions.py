@@ -17,6 +17,7 @@ __all__ = [
     "DatasetNotFoundError",
     "UnknownStrategyError",
     "CheckpointError",
+    "OutputError",
     "AnswersPending",
     "AnswersInvalid",
     "OutputLockedError",
@@ -57,6 +58,14 @@ class DatasetNotFoundError(ActiveLearnError, FileNotFoundError):
 
 class CheckpointError(ActiveLearnError, RuntimeError):
     """A checkpoint is missing, unreadable, or does not match the run it is loaded into."""
+
+
+class OutputError(ActiveLearnError, OSError):
+    """An output file or folder cannot be written: disk full, read-only file system, no permission.
+
+    The message names the path, the system's reason and what to do; whatever
+    was written before stays consistent (writes are atomic).
+    """
 
 
 class AnswersPending(OracleError):

@@ -34,6 +34,7 @@ import csv
 import hashlib
 import json
 import math
+import numbers
 import os
 import time
 from pathlib import Path
@@ -42,13 +43,20 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ._validation import Interval, check_params
 from .checkpoint import atomic_write_text
-from .exceptions import AnswersInvalid, AnswersPending, InvalidParameterError, OracleError
+from .exceptions import AnswersInvalid, AnswersPending, InvalidParameterError, OracleError, OutputError
 from .oracle import Query
 from .pools import Answer
 
 __all__ = ["FileOracle"]
 
+_FILE_ORACLE_CONSTRAINTS: dict[str, list[Any]] = {
+    "num_classes": [Interval(numbers.Integral, 2), None],
+    "timeout": [Interval(numbers.Real, 0)],
+    "poll": [Interval(numbers.Real, 0)],
+    "cost": [Interval(numbers.Real, 0)],
+}
 _FALSE = {"false", "0", "no", "n", "f"}
 _TRUE = {"true", "1", "yes", "y", "t", ""}
 
@@ -89,11 +97,7 @@ class FileOracle:
         image_shape: Sequence[int] | None = None,
         cost: float = 1.0,
     ) -> None:
-        if num_classes is not None and (not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2):
-            raise InvalidParameterError(f"num_classes must be an int >= 2 or None, got {num_classes!r}")
-        for name, value in (("timeout", timeout), ("poll", poll), ("cost", cost)):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
-                raise InvalidParameterError(f"{name} must be a finite number >= 0, got {value!r}")
+        check_params({"num_classes": num_classes, "timeout": timeout, "poll": poll, "cost": cost}, _FILE_ORACLE_CONSTRAINTS)
         if poll == 0 and timeout > 0:
             raise InvalidParameterError("poll must be > 0 when timeout > 0")
         self.directory = Path(directory)
@@ -165,10 +169,16 @@ class FileOracle:
                     return
             except (OSError, ValueError):
                 pass
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if self.inputs is not None:
-            self._write_inputs(path.with_suffix(""), idx)
-        atomic_write_text(path, json.dumps(payload, indent=1))
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if self.inputs is not None:
+                self._write_inputs(path.with_suffix(""), idx)
+            atomic_write_text(path, json.dumps(payload, indent=1))
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write the query {path}: {exc.strerror or exc}; free space or make {self.directory} writable "
+                "(or choose another oracle folder), then resume the run"
+            ) from exc
 
     def _write_inputs(self, folder: Path, idx: np.ndarray) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -218,58 +228,18 @@ class FileOracle:
         """(where, row) pairs; ``where`` names the row for error messages."""
         try:
             text = path.read_text()
-        except OSError as exc:
-            raise AnswersInvalid(f"cannot read {path}: {exc}") from exc
-        if path.suffix == ".json":
-            try:
-                data = json.loads(text)
-            except ValueError as exc:
-                raise AnswersInvalid(f"{path.name} is not valid JSON ({exc}); fix the file and resume") from exc
-            if isinstance(data, dict):
-                return [(f"key {k!r}", {"index": k, "label": v}) for k, v in data.items()]
-            if isinstance(data, list) and all(isinstance(r, dict) for r in data):
-                return [(f"item {i}", r) for i, r in enumerate(data)]
-            raise AnswersInvalid(f"{path.name} must hold a list of {{'index', 'label'}} objects or an index -> label object")
-        reader = csv.DictReader(text.splitlines())
-        fields = [f.strip() for f in (reader.fieldnames or [])]
-        if "index" not in fields or "label" not in fields:
-            raise AnswersInvalid(f"{path.name} needs a header row with columns index,label (optional: in_task, cost); got {fields}")
-        return [(f"row {n}", {k.strip(): v for k, v in r.items() if k is not None}) for n, r in enumerate(reader, start=2)]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AnswersInvalid(f"cannot read {path}: {exc}; write it as UTF-8 text and resume") from exc
+        return _json_rows(path, text) if path.suffix == ".json" else _csv_rows(path, text)
 
     def _read_answers(self, path: Path, idx: np.ndarray, cycle: int) -> list[Answer]:
         asked = set(idx.tolist())
         problems: list[str] = []
         answers: dict[int, Answer] = {}
         for where, row in self._rows(path):
-            try:
-                i = int(str(row.get("index")).strip())
-            except ValueError:
-                problems.append(f"{where}: index {row.get('index')!r} is not an integer")
-                continue
-            if i not in asked:
-                problems.append(f"{where}: index {i} was not in this query")
-                continue
-            if i in answers:
-                problems.append(f"{where}: index {i} is answered twice")
-                continue
-            raw_in = row.get("in_task", True)
-            in_task = raw_in if isinstance(raw_in, bool) else str(raw_in).strip().lower() not in _FALSE
-            if not isinstance(raw_in, bool) and str(raw_in).strip().lower() not in _FALSE | _TRUE:
-                problems.append(f"{where}: in_task {raw_in!r} is not true/false")
-                continue
-            label = self._parse_label(row.get("label"), in_task, where, problems)
-            if label is _BAD:
-                continue
-            cost = self.cost
-            if row.get("cost") not in (None, ""):
-                try:
-                    cost = float(row["cost"])
-                except (TypeError, ValueError):
-                    cost = float("nan")
-                if not math.isfinite(cost) or cost < 0:
-                    problems.append(f"{where}: cost {row['cost']!r} must be a number >= 0")
-                    continue
-            answers[i] = Answer(i, label, in_task, cost, "sample")
+            answer = self._parse_row(where, row, asked, answers, problems)
+            if answer is not None:
+                answers[answer.index] = answer
         missing = sorted(asked - set(answers))
         if missing and not problems:
             problems.append(f"{len(missing)} queried sample(s) have no answer, e.g. {missing[:5]}")
@@ -277,6 +247,39 @@ class FileOracle:
             shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
             raise AnswersInvalid(f"{path} refused, nothing was recorded: {shown}. Fix the file and resume the run")
         return [answers[int(i)] for i in idx]
+
+    def _parse_row(self, where: str, row: dict[str, Any], asked: set[int], answers: dict[int, Answer], problems: list[str]) -> Answer | None:
+        """One row's answer, or None after appending what is wrong with it to ``problems``."""
+        try:
+            i = int(str(row.get("index")).strip())
+        except ValueError:
+            problems.append(f"{where}: index {row.get('index')!r} is not an integer")
+            return None
+        if i not in asked or i in answers:
+            problems.append(f"{where}: index {i} " + ("was not in this query" if i not in asked else "is answered twice"))
+            return None
+        raw_in = row.get("in_task", True)
+        if not isinstance(raw_in, bool) and str(raw_in).strip().lower() not in _FALSE | _TRUE:
+            problems.append(f"{where}: in_task {raw_in!r} is not true/false")
+            return None
+        in_task = raw_in if isinstance(raw_in, bool) else str(raw_in).strip().lower() not in _FALSE
+        label = self._parse_label(row.get("label"), in_task, where, problems)
+        cost = self._parse_cost(row.get("cost"), where, problems)
+        if label is _BAD or cost is None:
+            return None
+        return Answer(i, label, in_task, cost, "sample")
+
+    def _parse_cost(self, raw: Any, where: str, problems: list[str]) -> float | None:
+        if raw is None or raw == "":
+            return self.cost
+        try:
+            cost = float(raw) if not isinstance(raw, bool) else math.nan
+        except (TypeError, ValueError):
+            cost = math.nan
+        if not math.isfinite(cost) or cost < 0:
+            problems.append(f"{where}: cost {raw!r} must be a number >= 0")
+            return None
+        return cost
 
     def _parse_label(self, raw: Any, in_task: bool, where: str, problems: list[str]) -> Any:
         empty = raw is None or (isinstance(raw, str) and raw.strip() == "")
@@ -310,3 +313,26 @@ class FileOracle:
 
 
 _BAD = object()
+
+
+def _json_rows(path: Path, text: str) -> list[tuple[str, dict[str, Any]]]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise AnswersInvalid(f"{path.name} is not valid JSON ({exc}); fix the file and resume") from exc
+    if isinstance(data, dict):
+        return [(f"key {k!r}", {"index": k, "label": v}) for k, v in data.items()]
+    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        return [(f"item {i}", r) for i, r in enumerate(data)]
+    raise AnswersInvalid(f"{path.name} must hold a list of {{'index', 'label'}} objects or an index -> label object, got {type(data).__name__}")
+
+
+def _csv_rows(path: Path, text: str) -> list[tuple[str, dict[str, Any]]]:
+    try:
+        reader = csv.DictReader(text.removeprefix("\ufeff").splitlines())  # spreadsheets write a byte order mark
+        fields = [f.strip() for f in (reader.fieldnames or [])]
+        if "index" not in fields or "label" not in fields:
+            raise AnswersInvalid(f"{path.name} needs a header row with columns index,label (optional: in_task, cost); got {fields}")
+        return [(f"row {n}", {k.strip(): v for k, v in r.items() if k is not None}) for n, r in enumerate(reader, start=2)]
+    except csv.Error as exc:
+        raise AnswersInvalid(f"{path.name} is not a valid CSV file ({exc}); fix the file and resume") from exc

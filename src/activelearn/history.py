@@ -11,6 +11,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .exceptions import InvalidInputError
+
 __all__ = ["CycleRecord", "History", "comparison_table", "plot_curves", "cost_per_accuracy", "to_plain"]
 
 
@@ -104,8 +106,26 @@ class History:
 
     @classmethod
     def load_json(cls, path: str | os.PathLike[str]) -> "History":
-        with open(path) as f:
-            return cls.from_dict(json.load(f))
+        """Read a file written by :meth:`save_json`.
+
+        Raises
+        ------
+        InvalidInputError
+            The file cannot be read, is not JSON, or is not a saved History
+            (the message names the file and what is wrong with it).
+        """
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise InvalidInputError(f"cannot read a History from {path}: {exc}; pass a history.json written by History.save_json") from exc
+        try:
+            return cls.from_dict(data)
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise InvalidInputError(
+                f"{path} is not a saved History (a JSON object with 'records', each holding cycle, n_labeled, "
+                f"interactions, cost, metrics): {type(exc).__name__}: {exc}"
+            ) from exc
 
     def save_csv(self, path: str | os.PathLike[str]) -> Path:
         """One row per cycle: books, metrics, timings, extras (selected indices left out)."""

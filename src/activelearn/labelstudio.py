@@ -31,7 +31,7 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from .checkpoint import atomic_write_text
-from .exceptions import AnswersInvalid, InvalidParameterError
+from .exceptions import AnswersInvalid, InvalidParameterError, OutputError
 
 __all__ = ["NOT_IN_TASK", "labeling_config", "export_tasks", "import_export"]
 
@@ -56,6 +56,13 @@ def labeling_config(class_names: Sequence[str], *, open_set: bool = False) -> st
         '<View>\n  <Image name="image" value="$image"/>\n'
         f'  <Choices name="label" toName="image" choice="single" showInLine="true">\n{choices}\n  </Choices>\n</View>\n'
     )
+
+
+def _write(target: Path, text: str) -> None:
+    try:
+        atomic_write_text(target, text)
+    except OSError as exc:
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}; free space or make its folder writable, or pass out=") from exc
 
 
 def _read_query(query_file: str | Path) -> dict[str, Any]:
@@ -99,7 +106,7 @@ def export_tasks(
             data["image"] = image_url.format(path=str(png.resolve()), index=int(i))
         tasks.append({"data": data})
     target = Path(out) if out is not None else path.with_name(path.stem + ".labelstudio.json")
-    atomic_write_text(target, json.dumps(tasks, indent=1))
+    _write(target, json.dumps(tasks, indent=1))
     return target
 
 
@@ -162,5 +169,5 @@ def import_export(
         shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise AnswersInvalid(f"{export_file} refused, nothing was written: {shown}")
     target = Path(out) if out is not None else Path(query_file).with_name(query["answers_json"])
-    atomic_write_text(target, json.dumps(rows, indent=1))
+    _write(target, json.dumps(rows, indent=1))
     return target

@@ -35,7 +35,7 @@ import torch
 
 from . import checkpoint as ckpt
 from . import distributed as dist_helpers
-from ._validation import as_index_array, check_nonnegative_int, check_positive_int
+from ._validation import as_index_array, as_test_set, check_nonnegative_int, check_positive_int
 from .callbacks import Callback, Checkpointer, ClusterBooks, HistoryFiles, OpenSetBooks, Progress, as_callback, open_set_books
 from .loggers import CSVLogger
 from .determinism import deterministic_mode
@@ -168,7 +168,7 @@ class ActiveLoop:
         self.cycles = check_positive_int("cycles", cycles)
         self.model, self.strategy, self.oracle, self.pools = model, strategy, oracle, pools
         self.trainer = trainer or Trainer()
-        self.test = test
+        self.test = None if test is None else as_test_set(test, task=model.task, num_classes=model.num_classes)
         self.seed = int(seed)
         self.progress = progress
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -205,7 +205,7 @@ class ActiveLoop:
         if isinstance(indices, Query):
             query = Query(indices=indices.indices, groups=indices.groups, cycle=cycle)
         else:
-            query = Query(indices=np.asarray(indices, dtype=np.int64), cycle=cycle)
+            query = Query(indices=indices, cycle=cycle)  # float indices only when integral: never truncated
         # one process asks (a person answers once); every rank records the same answers
         answers = dist_helpers.on_main_process(self.oracle.answer, query, share_result=True)
         _check_answers(query, answers)

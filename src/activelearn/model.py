@@ -640,9 +640,10 @@ class ALModel(nn.Module):
         own = self.state_dict()
         missing = sorted(set(own) - set(state["weights"]))
         extra = sorted(set(state["weights"]) - set(own))
-        if missing or extra or sorted(self._built) != list(state["built"]):
+        shapes = sorted(f"{k} {tuple(state['weights'][k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if k in state["weights"] and tuple(v.shape) != tuple(state["weights"][k].shape))
+        if missing or extra or shapes or sorted(self._built) != list(state["built"]):
             raise CheckpointError(
-                f"model parameters differ from the checkpoint (missing {missing[:4]}, unexpected {extra[:4]}, "
+                f"model parameters differ from the checkpoint (missing {missing[:4]}, unexpected {extra[:4]}, other shapes (saved vs this model) {shapes[:4]}, "
                 f"built extensions {sorted(self._built)} vs saved {list(state['built'])}); "
                 "build the same backbone and attach the same extensions"
             )

@@ -10,13 +10,14 @@ the loop never changes.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
 
-from ._validation import check_fraction
+from ._validation import Interval, as_integral_indices, check_params
 from .exceptions import InvalidInputError, InvalidParameterError, OracleError
 from .pools import DECLINED, Answer
 
@@ -41,6 +42,11 @@ class Query:
     indices: np.ndarray
     groups: tuple[np.ndarray, ...] = field(default=())
     cycle: int = 0
+
+    def __post_init__(self) -> None:
+        """Indices become int64 arrays; float indices must be integral (never truncated)."""
+        object.__setattr__(self, "indices", as_integral_indices(self.indices, "query indices"))
+        object.__setattr__(self, "groups", tuple(as_integral_indices(np.asarray(g).reshape(-1), "a query group") for g in self.groups))
 
     @property
     def all_indices(self) -> np.ndarray:
@@ -152,26 +158,20 @@ class SimulatedOracle:
         cluster_threshold: float = 0.8,
         cluster_cost: float = 1.0,
     ) -> None:
+        check_params(
+            {"num_classes": num_classes, "noise_rate": noise_rate, "seed": seed, "cluster_threshold": cluster_threshold, "cluster_cost": cluster_cost},
+            _ORACLE_CONSTRAINTS,
+        )
         t = _checked_targets(targets, num_classes)
+        if noise_rate > 0 and (num_classes is None or num_classes < 2):
+            raise InvalidParameterError("noise_rate > 0 needs num_classes >= 2 to draw a wrong label")
         self.targets = t
         self.num_classes = num_classes
-        self.noise_rate = check_fraction("noise_rate", noise_rate)
-        if self.noise_rate > 0 and (num_classes is None or num_classes < 2):
-            raise InvalidParameterError("noise_rate > 0 needs num_classes >= 2 to draw a wrong label")
-        c = np.broadcast_to(np.asarray(cost, dtype=np.float64), t.shape[:1]).copy()
-        if not np.isfinite(c).all() or (c < 0).any():
-            raise InvalidParameterError("cost must be finite and >= 0 (one number or one per sample)")
-        self.cost = c
-        if in_task is None:
-            self.in_task = np.ones(t.shape[:1], dtype=bool)
-        else:
-            self.in_task = np.asarray(in_task, dtype=bool)
-            if self.in_task.shape != t.shape[:1]:
-                raise InvalidInputError(f"in_task must have shape {t.shape[:1]}, got {self.in_task.shape}")
+        self.noise_rate = float(noise_rate)
+        self.cost = _per_sample("cost", cost, t.shape[:1], dtype=np.float64)
+        self.in_task = np.ones(t.shape[:1], dtype=bool) if in_task is None else _per_sample("in_task", in_task, t.shape[:1], dtype=bool)
         self.seed = int(seed)
-        self.cluster_threshold = check_fraction("cluster_threshold", cluster_threshold)
-        if not np.isfinite(cluster_cost) or cluster_cost < 0:
-            raise InvalidParameterError(f"cluster_cost must be a finite number >= 0, got {cluster_cost!r}")
+        self.cluster_threshold = float(cluster_threshold)
         self.cluster_cost = float(cluster_cost)
         self.n_queries = 0
         self.asked: list[int] = []
@@ -206,9 +206,9 @@ class SimulatedOracle:
 
     def answer(self, query: Query) -> list[Answer]:
         """Answer every index of the query, and every cluster by the threshold rule."""
-        idx = np.asarray(query.indices, dtype=np.int64)
+        idx = as_integral_indices(query.indices, "query indices")
         self._check_indices(idx)
-        groups = [np.asarray(g, dtype=np.int64).reshape(-1) for g in query.groups]
+        groups = [as_integral_indices(np.asarray(g).reshape(-1), "a query group") for g in query.groups]
         for g in groups:
             if g.size == 0:
                 raise OracleError("a cluster of the query is empty; every group needs at least one member")
@@ -269,3 +269,27 @@ class SimulatedOracle:
         if lab.shape != idx.shape:
             raise InvalidInputError(f"audit needs one label per index, got {lab.size} labels for {idx.size} indices")
         return float(np.mean(self.targets[idx] == lab))
+
+
+_ORACLE_CONSTRAINTS: dict[str, list[Any]] = {
+    "num_classes": [Interval(numbers.Integral, 1), None],
+    "noise_rate": [Interval(numbers.Real, 0.0, 1.0)],
+    "seed": [Interval(numbers.Integral, 0)],
+    "cluster_threshold": [Interval(numbers.Real, 0.0, 1.0)],
+    "cluster_cost": [Interval(numbers.Real, 0)],
+}
+
+
+def _per_sample(name: str, value: object, shape: tuple[int, ...], *, dtype: type) -> np.ndarray:
+    """One value for every sample (a scalar is broadcast), checked: costs finite and >= 0, flags booleans."""
+    arr = np.asarray(value)
+    if dtype is bool:
+        if arr.dtype != bool or arr.shape != shape:
+            raise InvalidInputError(f"in_task must be a boolean array of shape {shape}, got dtype {arr.dtype} shape {arr.shape}")
+        return arr.copy()
+    if arr.dtype.kind not in "iuf" or (arr.ndim and arr.shape != shape):
+        raise InvalidParameterError(f"{name} must be one number or one per sample (shape {shape}), got dtype {arr.dtype} shape {arr.shape}")
+    out = np.broadcast_to(arr.astype(np.float64), shape).copy()
+    if not np.isfinite(out).all() or (out < 0).any():
+        raise InvalidParameterError(f"{name} must be finite and >= 0 (one number or one per sample)")
+    return out

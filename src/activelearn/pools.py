@@ -9,6 +9,7 @@ the ground truth is held by the oracle, never by the pools.
 from __future__ import annotations
 
 import itertools
+import numbers
 from dataclasses import asdict, dataclass
 from collections.abc import Iterator
 from typing import Any, Literal, Sequence
@@ -16,9 +17,9 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import torch
 
-from ._validation import as_index_array
+from ._validation import Interval, Options, as_index_array, as_integral_indices, as_pool_inputs, check_params
 from .dataio import EVAL_SEED, iter_batches, read_items
-from .exceptions import InvalidInputError
+from .exceptions import CheckpointError, InvalidInputError
 
 __all__ = ["Answer", "Annotation", "Pools", "DECLINED"]
 
@@ -29,6 +30,7 @@ Source = Literal["sample", "cluster"]
 
 _UNLABELED, _LABELED, _REJECTED = 0, 1, 2
 _pool_ids = itertools.count()
+_POOL_CONSTRAINTS: dict[str, list[Any]] = {"task": [Options(("classification", "regression"))], "num_classes": [Interval(numbers.Integral, 1), None]}
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,14 @@ class Pools:
         process).  Ignored for a tensor pool.
     pin_memory : bool
         Page-locked batches from a Dataset pool (faster copies to a GPU).
+    dtype : torch.dtype or None
+        Array and tensor inputs are converted to it up front (default float32,
+        the dtype of the library's models; ``None`` keeps theirs).  See
+        :func:`activelearn._validation.as_pool_inputs` for what is converted
+        (float64 rounds to float32, ints and bools become float32 exactly) and
+        what is refused (NaN/Inf in numpy and torch inputs alike, 1-D inputs:
+        pass ``x.reshape(-1, 1)``, values beyond float32's range).  A Dataset
+        is used as given.
 
     Notes
     -----
@@ -130,20 +140,16 @@ class Pools:
         num_classes: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
+        dtype: torch.dtype | None = torch.float32,
     ) -> None:
+        check_params({"task": task, "num_classes": num_classes}, _POOL_CONSTRAINTS)
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             raise InvalidInputError(f"num_workers must be an int >= 0, got {num_workers!r}")
-        if task not in ("classification", "regression"):
-            raise InvalidInputError(f"task must be 'classification' or 'regression', got {task!r}")
+        if isinstance(inputs, (torch.Tensor, np.ndarray)):
+            inputs = as_pool_inputs(inputs, dtype=dtype)
         n = len(inputs)  # type: ignore[arg-type]
         if n == 0:
             raise InvalidInputError("the pool is empty; pass at least one sample")
-        if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
-            flat = inputs.reshape(-1)
-            for start in range(0, flat.numel(), 1 << 22):  # bounded temporary memory
-                if not bool(torch.isfinite(flat[start : start + (1 << 22)]).all()):
-                    bad = int((~torch.isfinite(inputs.reshape(n, -1))).any(dim=1).sum())
-                    raise InvalidInputError(f"pool inputs hold NaN or Inf in {bad} sample(s); clean or drop them first")
         self._inputs = inputs
         self.num_workers = num_workers
         self.pin_memory = bool(pin_memory)
@@ -243,7 +249,9 @@ class Pools:
 
     def inputs(self, indices: Sequence[int] | np.ndarray) -> torch.Tensor:
         """Stack the model inputs of ``indices`` into one tensor (any sample may be read)."""
-        idx = np.ascontiguousarray(indices, dtype=np.int64)
+        idx = as_integral_indices(indices, "indices")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
+            raise InvalidInputError(f"indices must lie in [0, {self.n}), got {idx.min()}..{idx.max()}")
         if isinstance(self._inputs, torch.Tensor):
             return self._inputs[torch.from_numpy(idx)]
         return read_items(self._inputs, idx, num_workers=self.num_workers, pin_memory=self.pin_memory)
@@ -271,11 +279,19 @@ class Pools:
         cycle = self.cycle if cycle is None else int(cycle)
         if not answers:
             return []
-        all_idx = np.array([a.index for a in answers], dtype=np.int64)
+        labels = self._validate(answers)
+        remap: dict[int, int] = {}  # the answers' shared interaction ids -> fresh ids of these pools
+        entries = [self._apply(a, label, cycle, remap) for a, label in zip(answers, labels)]
+        self._log.extend(entries)
+        return entries
+
+    def _validate(self, answers: Sequence[Answer]) -> list[Any]:
+        """Check every answer (nothing changes on failure); return the labels, normalised."""
         for a in answers:
             if a.index == DECLINED and (a.in_task or a.label is not None):
                 raise InvalidInputError("a declined interaction (index -1) labels nobody: give it label=None, in_task=False")
-        idx = all_idx[all_idx != DECLINED]
+        idx = as_integral_indices([a.index for a in answers], "answer indices")
+        idx = idx[idx != DECLINED]
         if idx.size and (idx.min() < 0 or idx.max() >= self.n):
             raise InvalidInputError(f"answer indices must lie in [0, {self.n}) (or -1 for a declined interaction), got {idx.min()}..{idx.max()}")
         if np.unique(idx).size != idx.size:
@@ -286,33 +302,32 @@ class Pools:
                 f"answers given for {seen.size} sample(s) already examined (e.g. index {int(seen[0])}); "
                 "a sample is never queried twice"
             )
+        return self._clean_answers(answers)
+
+    def _clean_answers(self, answers: Sequence[Answer]) -> list[Any]:
+        """Costs finite and >= 0; in-task labels as stored (see :func:`_clean_label`), all of one width."""
+        for a in answers:
+            if isinstance(a.cost, bool) or not isinstance(a.cost, numbers.Real) or not np.isfinite(a.cost) or a.cost < 0:
+                raise InvalidInputError(f"answer cost must be a finite number >= 0, got {a.cost!r}")
         clean = [_clean_label(a, self.task, self.num_classes) if a.in_task and a.index != DECLINED else a.label for a in answers]
         _check_label_widths(clean, self._label_width)
-        for a in answers:
-            if not np.isfinite(a.cost) or a.cost < 0:
-                raise InvalidInputError(f"answer cost must be a finite number >= 0, got {a.cost!r}")
-        # assign interaction ids: -1 means "its own interaction"; shared ids are remapped
-        remap: dict[int, int] = {}
-        entries = []
-        for a, label in zip(answers, clean):
-            if a.interaction < 0:
-                inter = self._next_interaction
-                self._next_interaction += 1
-            else:
-                if a.interaction not in remap:
-                    remap[a.interaction] = self._next_interaction
-                    self._next_interaction += 1
-                inter = remap[a.interaction]
-            if a.index == DECLINED:
-                pass
-            elif a.in_task:
-                self._status[a.index] = _LABELED
-                self._store_label(a.index, label)
-            else:
-                self._status[a.index] = _REJECTED
-            entries.append(Annotation(cycle, int(a.index), label, bool(a.in_task), float(a.cost), a.source, inter))
-        self._log.extend(entries)
-        return entries
+        return clean
+
+    def _apply(self, a: Answer, label: Any, cycle: int, remap: dict[int, int]) -> Annotation:
+        """Change the state for one validated answer; return its log entry."""
+        if a.interaction < 0 or a.interaction not in remap:
+            inter = self._next_interaction
+            self._next_interaction += 1
+            if a.interaction >= 0:
+                remap[a.interaction] = inter
+        else:
+            inter = remap[a.interaction]
+        if a.index != DECLINED and a.in_task:
+            self._status[a.index] = _LABELED
+            self._store_label(a.index, label)
+        elif a.index != DECLINED:
+            self._status[a.index] = _REJECTED
+        return Annotation(cycle, int(a.index), label, bool(a.in_task), float(a.cost), a.source, inter)
 
     def _store_label(self, index: int, label: Any) -> None:
         """Write one checked label; the first one fixes the label width (d-output regression: an ``n x d`` array)."""
@@ -334,25 +349,40 @@ class Pools:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Replay a saved log onto fresh pools over the same inputs."""
-        if int(state["n"]) != self.n:
-            raise InvalidInputError(f"saved pools have n={state['n']}, these have n={self.n}")
+        """Replay a saved log onto fresh pools over the same inputs.
+
+        The whole state is read and checked before the pools change.
+
+        Raises
+        ------
+        InvalidInputError
+            The saved pools are over another number of samples.
+        CheckpointError
+            The state is damaged (missing keys, malformed log entries, indices
+            out of range).
+        """
+        try:
+            n, cycle = int(state["n"]), int(state["cycle"])
+            log = [Annotation(**entry) for entry in state["log"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"the saved pools are damaged ({type(exc).__name__}: {exc}); the checkpoint cannot be loaded") from exc
+        if n != self.n:
+            raise InvalidInputError(f"saved pools have n={n}, these have n={self.n}")
+        bad = [a.index for a in log if not (a.index == DECLINED or 0 <= a.index < self.n)]
+        if bad:
+            raise CheckpointError(f"the saved pools' log names indices outside [0, {self.n}), e.g. {bad[:3]}; the checkpoint is damaged")
         self._status[:] = _UNLABELED
         self._label_width = None
         self._log.clear()
         self._next_interaction = 0
-        for entry in state["log"]:
-            a = Annotation(**entry)
-            if a.index == DECLINED:
-                pass
-            elif a.in_task:
-                self._status[a.index] = _LABELED
-                self._store_label(a.index, tuple(a.label) if isinstance(a.label, (list, tuple)) else a.label)
-            else:
-                self._status[a.index] = _REJECTED
+        for a in log:
+            if a.index != DECLINED:
+                self._status[a.index] = _LABELED if a.in_task else _REJECTED
+                if a.in_task:
+                    self._store_label(a.index, tuple(a.label) if isinstance(a.label, (list, tuple)) else a.label)
             self._log.append(a)
             self._next_interaction = max(self._next_interaction, a.interaction + 1)
-        self.cycle = int(state["cycle"])
+        self.cycle = cycle
 
 
 def _clean_label(a: Answer, task: str, num_classes: int | None) -> int | float | tuple[float, ...]:

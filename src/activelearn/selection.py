@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import as_integral_indices
 from .exceptions import SelectionError
 from .oracle import Query
 from .pools import Pools
@@ -42,10 +43,7 @@ def validate_selection(selection: Any, pools: Pools, budget: int) -> np.ndarray 
 
 
 def _index_array(selection: Any, what: str) -> np.ndarray:
-    arr = np.asarray(selection)
-    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-        raise SelectionError(f"{what} must be a 1-D array of ints, got dtype {arr.dtype} shape {arr.shape}")
-    return arr.astype(np.int64)
+    return as_integral_indices(selection, what, error=SelectionError)  # floats only when integral, never truncated
 
 
 def _check_unique_unlabeled(arr: np.ndarray, pools: Pools) -> None:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 
-from ..exceptions import CheckpointError, InvalidInputError, InvalidParameterError
+from .._validation import as_integral_indices
+from ..exceptions import CheckpointError, InvalidInputError, InvalidParameterError, SelectionError
 
 if TYPE_CHECKING:
     from ..model import ALModel, ModelExtension
@@ -101,7 +102,7 @@ def _wrap_select(fn: Callable[..., Any]) -> Callable[..., np.ndarray]:
         out = fn(self, model, pools, budget)
         if hasattr(out, "groups") and hasattr(out, "indices"):  # a Query: samples plus clusters
             return out
-        return np.asarray(out, dtype=np.int64).reshape(-1)
+        return as_integral_indices(np.asarray(out).reshape(-1), "a selection", error=SelectionError)  # floats never truncated
 
     select._checked = True  # type: ignore[attr-defined]
     return select
