@@ -8,6 +8,7 @@ schedule, and the papers' setups are instances of it (see
 from __future__ import annotations
 
 import contextlib
+import numbers
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Literal
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import distributed as D
-from ._validation import check_positive_int
+from ._validation import Interval, check_params, check_positive_int
 from .batches import LabeledBatches, Transform, UnlabeledBatches
 from .exceptions import InvalidInputError, InvalidParameterError
 from .model import ALModel
@@ -25,6 +26,21 @@ from .pools import Pools
 from .steps import ParallelStep, StepBatch, rank_slice, resolve_loss, sit_out_batch, trained_by_some_rank, zero_loss
 
 __all__ = ["TrainConfig", "Trainer", "evaluate", "resolve_loss"]
+
+
+_FINITE_POSITIVE = Interval(numbers.Real, 0, float("inf"), closed="neither")
+#: the numeric TrainConfig fields and what they accept
+_NUMBER_FIELDS: dict[str, list[Any]] = {
+    "lr": [_FINITE_POSITIVE],
+    "momentum": [Interval(numbers.Real, 0, 1, closed="left")],
+    "weight_decay": [Interval(numbers.Real, 0, float("inf"), closed="left")],
+    "gamma": [_FINITE_POSITIVE],
+    "grad_clip": [_FINITE_POSITIVE, None],
+}
+
+
+def _is_epoch(m: Any) -> bool:
+    return isinstance(m, numbers.Integral) and not isinstance(m, bool) and int(m) >= 1
 
 
 @dataclass
@@ -54,10 +70,12 @@ class TrainConfig:
             raise InvalidParameterError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {self.optimizer!r}")
         if self.loss not in ("auto", "cross_entropy", "mse"):
             raise InvalidParameterError(f"loss must be 'auto', 'cross_entropy' or 'mse', got {self.loss!r}")
-        if not (self.lr > 0):
-            raise InvalidParameterError(f"lr must be > 0, got {self.lr!r}")
-        if self.grad_clip is not None and (isinstance(self.grad_clip, bool) or not self.grad_clip > 0):
-            raise InvalidParameterError(f"grad_clip must be a positive number or None, got {self.grad_clip!r}")
+        check_params(
+            {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay, "gamma": self.gamma, "grad_clip": self.grad_clip},
+            _NUMBER_FIELDS,
+        )
+        if isinstance(self.milestones, (str, bytes)) or not all(_is_epoch(m) for m in self.milestones):
+            raise InvalidParameterError(f"milestones must be epochs (ints >= 1), got {self.milestones!r}; fractions are never rounded")
         self.milestones = tuple(int(m) for m in self.milestones)
 
     def replace(self, **changes: Any) -> "TrainConfig":
