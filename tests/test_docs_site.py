@@ -34,7 +34,7 @@ def pages() -> dict[str, str]:
 
 
 def test_every_registered_strategy_has_a_page(pages):
-    names = al.strategies.available()
+    names = hooks.builtin_strategies()
     assert len(names) >= 20
     missing = [n for n in names if f"strategies/{n}.md" not in pages]
     assert not missing, f"registered strategies without a docs page: {missing}"
@@ -44,9 +44,9 @@ def test_every_registered_strategy_has_a_page(pages):
 
 
 def test_every_registered_strategy_has_metadata():
-    missing = sorted(set(al.strategies.available()) - set(META))
+    missing = sorted(set(hooks.builtin_strategies()) - set(META))
     assert not missing, f"add these strategies to tools/strategy_meta.py: {missing}"
-    stale = sorted(set(META) - set(al.strategies.available()))
+    stale = sorted(set(META) - set(hooks.builtin_strategies()))
     assert not stale, f"tools/strategy_meta.py describes strategies that are not registered: {stale}"
 
 
@@ -60,7 +60,7 @@ def test_parameters_and_defaults_come_from_the_constructor(pages):
     assert "| `metric` | `'euclidean'` |" in page
     assert "| `chunk_size` | `65536` |" in page
     # every keyword of every strategy's constructor is listed
-    for n in al.strategies.available():
+    for n in hooks.builtin_strategies():
         cls = al.strategies.get_class(n)
         for p in inspect.signature(cls.__init__).parameters.values():
             if p.name != "self" and p.kind == p.KEYWORD_ONLY:

@@ -153,7 +153,7 @@ def strategy_pages() -> dict[str, str]:
     from activelearn import strategies
 
     meta = _load_meta()
-    names = strategies.available()
+    names = builtin_strategies()
     pages = {f"strategies/{n}.md": strategy_page(n, meta) for n in names}
     rows = ["| strategy | what it does | needs | reproduced |", "|---|---|---|---|"]
     for n in names:
@@ -196,6 +196,13 @@ def api_pages() -> dict[str, str]:
             parts.append("")
         pages[f"api/{sub}.md"] = "\n".join(parts)
     return pages
+
+
+def builtin_strategies() -> list[str]:
+    """The strategies the package itself registers (a plugin or a test may register more; they get no page)."""
+    from activelearn import strategies
+
+    return [n for n in strategies.available() if strategies.get_class(n).__module__.startswith("activelearn.")]
 
 
 def generated_pages() -> dict[str, str]:
