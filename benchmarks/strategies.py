@@ -167,8 +167,8 @@ def worker(args: argparse.Namespace) -> None:
     total = time.perf_counter() - t0
     peak = _status_mib("VmHWM")
     # inference: recompute, timed on its own, exactly the outputs the selection left in the model's cache
-    cached = {name: mask.copy() for (uid, name), (_, mask) in loop.model._cache.items() if uid == loop.pools.uid}
-    loop.model._cache.clear()
+    cached = loop.model.output_cache.computed(loop.pools)
+    loop.model.output_cache.clear()
     t0 = time.perf_counter()
     for name, mask in cached.items():
         loop.model.outputs(loop.pools, np.flatnonzero(mask), [name])
