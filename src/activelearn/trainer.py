@@ -167,7 +167,7 @@ class Trainer:
         n = idx.size
         epochs = range(c.epochs)
         if self.progress:
-            from tqdm.auto import tqdm
+            from .progress import tqdm  # a bar on a terminal, silent in a log
 
             epochs = tqdm(epochs, desc=f"train c{cycle}", leave=False)
         last_loss = float("nan")
