@@ -50,7 +50,7 @@ def test_feature_tap_finds_the_head_and_refuses_unknown_modules() -> None:
         FeatureTap(net, head="nope")
     with pytest.raises(InvalidParameterError, match="stage 'x' is not a submodule"):
         FeatureTap(net, stages=["x"])
-    with pytest.raises(InvalidParameterError, match="has no nn.Linear"):
+    with pytest.raises(InvalidParameterError, match=r"has no nn\.Linear"):
         FeatureTap(nn.Sequential(nn.ReLU()))
 
 
