@@ -171,10 +171,7 @@ class ActiveLoop:
 
     # -------------------------------------------------------------- pieces
     def query(self, indices: np.ndarray | Query, cycle: int) -> list[Annotation]:
-        """Ask the oracle about ``indices`` (or a whole :class:`Query`) and record its answers.
-
-        Returns the log entries appended to the pools.
-        """
+        """Ask the oracle about ``indices`` (or a whole :class:`Query`), record its answers, return the new log entries."""
         query = Query(indices=indices.indices, groups=indices.groups, cycle=cycle) if isinstance(indices, Query) else Query(indices=np.asarray(indices, dtype=np.int64), cycle=cycle)
         # one process asks (a person answers once); every rank records the same answers
         answers = dist_helpers.on_main_process(self.oracle.answer, query, share_result=True)
@@ -195,6 +192,8 @@ class ActiveLoop:
                 f"strategy {self.strategy.name!r} needs model outputs {sorted(missing)} that this model does not provide "
                 f"(it provides {sorted(self.model.provides())})"
             )
+
+    _prepare = prepare  # the former private name, still called by benchmark scripts
 
     def step(self, cycle: int) -> CycleRecord:
         """One cycle: train, evaluate, and (unless last) select and ask; in ``"quota"`` mode again for the in-task labels still missing."""
