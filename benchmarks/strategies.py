@@ -155,7 +155,7 @@ def worker(args: argparse.Namespace) -> None:
     train = TrainConfig(epochs=args.epochs, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.4, seed=0)
     strategy, params = parse_label(args.strategy)
     loop = make_loop("repeated_mnist", strategy, strategy_params=params, seed=0, train=train, cycles=2, budget=args.budget, device="cpu", progress=False)
-    loop._prepare()  # attach the strategy's model extensions, as ActiveLoop.run() does
+    loop.prepare()  # attach the strategy's model extensions, as ActiveLoop.run() does
     loop.query(loop.initial, 0)
     t0 = time.perf_counter()
     loop.trainer.fit(loop.model, loop.pools, cycle=0)
@@ -167,8 +167,8 @@ def worker(args: argparse.Namespace) -> None:
     total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = _status_mib("VmHWM")
     # inference: recompute, timed on its own, exactly the outputs the selection left in the model's cache
-    cached = {name: mask.copy() for (uid, name), (_, mask) in loop.model._cache.items() if uid == loop.pools.uid}
-    loop.model._cache.clear()
+    cached = loop.model.output_cache.computed(loop.pools)
+    loop.model.output_cache.clear()
     t0 = time.perf_counter()
     for name, mask in cached.items():
         loop.model.outputs(loop.pools, np.flatnonzero(mask), [name])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import sys
+
 import numpy as np
 import pytest
 
@@ -125,3 +128,64 @@ def test_epoch_hook_sees_every_epoch_with_its_loss_and_lr() -> None:
     assert [lr for *_, lr in cb.seen[:3]] == pytest.approx([0.1, 0.1, 0.01])
     for r in history.records:  # the cycle's train_loss is its last epoch's
         assert [loss for c, e, loss, _ in cb.seen if c == r.cycle and e == 2] == [r.metrics["train_loss"]]
+
+
+# ------------------------------------------------------------------ progress (issue 16)
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal (as a console's stderr does)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _progress_loop(trainer_progress: bool = False) -> al.ActiveLoop:
+    loop = build_resume_loop("random", None)
+    loop.progress = True
+    loop.trainer.progress = trainer_progress
+    return loop
+
+
+def test_progress_off_a_terminal_writes_one_plain_line_per_cycle(monkeypatch) -> None:
+    log = io.StringIO()  # like CI, nohup or a log file: not a terminal
+    monkeypatch.setattr(sys, "stderr", log)
+    history = _progress_loop(trainer_progress=True).run()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 3 == len(history)  # one per cycle; no per-epoch or per-update output from any bar
+    assert "\r" not in log.getvalue() and "it/s" not in log.getvalue()
+    for r, line in zip(history.records, lines):
+        assert line.startswith(f"random cycle {r.cycle + 1}/3: labeled {r.n_labeled}, ")
+        assert f"accuracy {r.metrics['accuracy']:.4g}" in line
+
+
+def test_progress_on_a_terminal_nests_the_epoch_bars_under_the_cycle_bar(monkeypatch) -> None:
+    tty = _Terminal()
+    monkeypatch.setattr(sys, "stderr", tty)
+    _progress_loop(trainer_progress=True).run()
+    out = tty.getvalue()
+    assert "random" in out and "3/3" in out  # the cycle bar, finished and left on screen
+    assert "train c0" in out and "train c2" in out  # the trainer's epoch bars, one per cycle
+    assert "\r" in out and "cycle 1/3:" not in out  # bars, not plain lines
+    assert "\x1b[A" in out  # tqdm moved the cursor: the epoch bar sat on the line below the cycle bar
+
+
+def test_progress_is_silent_when_the_loop_says_so(monkeypatch) -> None:
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    loop = _progress_loop()
+    loop.progress = False
+    loop.run()
+    assert log.getvalue() == ""
+
+
+def test_interactive_and_the_shared_bar_helper() -> None:
+    from activelearn.progress import interactive, tqdm
+
+    assert not interactive(io.StringIO()) and interactive(_Terminal())
+    closed = io.StringIO()
+    closed.close()
+    assert not interactive(closed)
+    steps = range(4)
+    assert tqdm(steps, file=io.StringIO(), desc="x") is steps  # off a terminal: the iterable itself, nothing written
+    tty = _Terminal()
+    assert list(tqdm(steps, file=tty, desc="x", leave=False)) == [0, 1, 2, 3]
+    assert "x:" in tty.getvalue()

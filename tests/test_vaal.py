@@ -31,7 +31,7 @@ def test_selection_is_the_lowest_discriminator_scores() -> None:
 def test_vae_and_discriminator_train_but_never_touch_the_task_model() -> None:
     plain, with_vaal = make_setup("entropy", seed=2), make_setup("vaal", seed=2)
     ext = with_vaal.model.extensions["vaal"]
-    init = with_vaal.model._ext_initial["vaal"]
+    init = with_vaal.model.engine_state()["extensions_initial"]["vaal"]  # the weights it was built with
     changed = [k for k, v in ext.state_dict().items() if not torch.equal(v, init[k])]
     assert any(k.startswith("encoder") for k in changed) and any(k.startswith("discriminator") for k in changed)
     for (k, a), b in zip(plain.model.backbone.state_dict().items(), with_vaal.model.backbone.state_dict().values()):

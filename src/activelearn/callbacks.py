@@ -20,13 +20,15 @@ The loop's own bookkeeping is made of callbacks too: :class:`OpenSetBooks` and
 :class:`ClusterBooks` fill ``record.extra``, and, after the user's callbacks (so
 that what they add to ``record.extra`` is saved), :class:`HistoryFiles` writes
 ``history.json``/``history.csv`` and :class:`Checkpointer` saves the checkpoint
-(see :mod:`activelearn.checkpoint`).  :class:`Progress` shows a bar over cycles.
+(see :mod:`activelearn.checkpoint`).  :class:`Progress` shows a bar over cycles
+on a terminal and writes one line per cycle anywhere else.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence, TextIO
 
 from . import checkpoint as ckpt
 from . import distributed as dist_helpers
@@ -34,6 +36,7 @@ from .history import CycleRecord, History
 from .model import ALModel
 from .oracle import Oracle, Query
 from .pools import DECLINED, Annotation, Pools
+from .progress import interactive, tqdm
 
 
 class LoopView(Protocol):
@@ -56,7 +59,7 @@ class LoopView(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
-__all__ = ["Callback", "LoopView", "as_callback", "open_set_books", "OpenSetBooks", "ClusterBooks", "cluster_books", "HistoryFiles", "Checkpointer", "Progress"]
+__all__ = ["Callback", "LoopView", "as_callback", "open_set_books", "OpenSetBooks", "ClusterBooks", "cluster_books", "HistoryFiles", "Checkpointer", "Progress", "cycle_line"]
 
 
 class Callback:
@@ -188,24 +191,53 @@ class Checkpointer(Callback):
 
 
 class Progress(Callback):
-    """A tqdm bar over cycles with the last accuracy and labeled count (main process, ``loop.progress``)."""
+    """Progress over cycles (main process, while ``loop.progress``), aware of where it writes.
 
-    def __init__(self) -> None:
+    On a terminal (or a notebook), a tqdm bar over cycles with the last
+    accuracy and labeled count; the trainer's epoch bars and the model's
+    scoring bars (:func:`activelearn.progress.tqdm`) nest under it.  Anywhere
+    else (CI, ``nohup``, a log file) bars would write one update per step into
+    the log, so it writes one plain line per finished cycle instead
+    (:func:`cycle_line`) and the other bars stay silent.
+
+    Parameters
+    ----------
+    stream : text stream, optional
+        Where to write.  Default: ``sys.stderr`` at the start of each run (where tqdm writes).
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
         self.bar: Any = None
+        self.out: TextIO | None = None  # set while writing lines
 
     def on_run_start(self, loop: "LoopView") -> None:
-        if loop.progress and dist_helpers.is_main_process():
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=loop.cycles, initial=len(loop.history), desc=f"{loop.history.meta.get('strategy', '')}", leave=False)
+        if not (loop.progress and dist_helpers.is_main_process()):
+            return
+        stream = self.stream if self.stream is not None else sys.stderr
+        if interactive(stream):
+            self.bar = tqdm(total=loop.cycles, initial=len(loop.history), desc=str(loop.history.meta.get("strategy", "")), file=stream, leave=True)
+        else:
+            self.out = stream
 
     def on_cycle_end(self, loop: "LoopView", record: CycleRecord) -> None:
         if self.bar is not None:
             self.bar.update(1)
             if "accuracy" in record.metrics:
                 self.bar.set_postfix(acc=f"{record.metrics['accuracy']:.3f}", labeled=record.n_labeled)
+        elif self.out is not None:
+            print(cycle_line(loop, record), file=self.out, flush=True)
 
     def on_run_end(self, loop: "LoopView") -> None:
         if self.bar is not None:
             self.bar.close()
-            self.bar = None
+        self.bar = self.out = None
+
+
+def cycle_line(loop: "LoopView", record: CycleRecord) -> str:
+    """One plain line for a finished cycle, e.g. ``entropy cycle 2/5: labeled 30, cost 30, accuracy 0.8125, train_loss 0.41, train 1.2 s, select 0.3 s``."""
+    metrics = "".join(f", {k} {v:.4g}" for k, v in record.metrics.items())
+    return (
+        f"{loop.history.meta.get('strategy', '')} cycle {record.cycle + 1}/{loop.cycles}: labeled {record.n_labeled}, "
+        f"cost {record.cost:g}{metrics}, train {record.train_seconds:.1f} s, select {record.select_seconds:.1f} s"
+    )

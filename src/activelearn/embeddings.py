@@ -103,7 +103,7 @@ def write_embeddings(
     mm = np.lib.format.open_memmap(path, mode="r+")
     starts = range(a, b, bs)
     if progress:
-        from tqdm.auto import tqdm
+        from .progress import tqdm  # a bar on a terminal, silent in a log
 
         starts = tqdm(starts, desc="embedding", leave=False)
     for s in starts:

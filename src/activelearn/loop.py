@@ -1,10 +1,11 @@
 """The active-learning loop: train -> evaluate -> select -> query -> update, per cycle.
 
-The loop is a short sequence of steps; the work around it (progress bar,
+The loop is a short sequence of steps; the work around it (progress,
 history files, checkpoints, open-set and cluster accounting) is done by
 :mod:`~activelearn.callbacks`.  Its state (:meth:`ActiveLoop.state_dict`) is
-the composition of its parts' states; :mod:`~activelearn.checkpoint` only saves
-and loads it.  Building a loop from a saved recipe belongs to the application
+the composition of its parts' states, composed and loaded by
+:mod:`~activelearn.loop_state`; :mod:`~activelearn.checkpoint` only saves and
+reads it.  Building a loop from a saved recipe belongs to the application
 layer (:func:`activelearn.experiment.resume`): this module imports no
 application module.
 
@@ -33,8 +34,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from . import checkpoint as ckpt
 from . import distributed as dist_helpers
+from . import loop_state
 from ._validation import as_index_array, as_test_set, check_nonnegative_int, check_positive_int
 from .callbacks import Callback, Checkpointer, ClusterBooks, HistoryFiles, OpenSetBooks, Progress, as_callback, open_set_books
 from .loggers import CSVLogger
@@ -43,7 +44,7 @@ from .environment import run_environment
 from .exceptions import CheckpointError, InvalidInputError, InvalidParameterError, OracleError
 from .history import CycleRecord, History
 from .model import ALModel
-from .oracle import Oracle, Query, StatefulOracle
+from .oracle import Oracle, Query
 from .outlock import output_lock
 from .pools import DECLINED, Annotation, Pools
 from .selection import validate_selection
@@ -80,58 +81,47 @@ class ActiveLoop:
     trainer : Trainer, optional
         Default: ``Trainer()`` with the default :class:`~activelearn.trainer.TrainConfig`.
     budget : int
-        Samples queried per cycle.
+        Samples queried per cycle (in-task labels in ``"quota"`` mode).
     cycles : int
         Train/evaluate rounds; the first trains on the initial set and a
         selection follows every round but the last (so ``cycles - 1`` queries).
     initial : int or array-like, optional
-        Size of a seeded random initial set, or its indices; queried from the
-        oracle before the first cycle (log cycle 0) unless the pools already
-        hold labels.
+        Size of a seeded random initial set, or its indices; queried before
+        the first cycle (log cycle 0) unless the pools already hold labels.
     seed : int
         Seeds the random initial set.
     progress : bool
-        Progress bars over cycles (and epochs, if the trainer shows them).
+        Progress over cycles (:class:`~activelearn.callbacks.Progress`: bars on
+        a terminal, one line per cycle otherwise).
     out_dir : path, optional
-        Where ``history.json`` and ``history.csv`` are written after every cycle,
-        and the checkpoint (see :mod:`activelearn.checkpoint`).
+        Where ``history.json``/``history.csv`` and the checkpoint are written.
     callbacks : list of Callback or callables
-        :class:`~activelearn.callbacks.Callback` objects (hooks per cycle, on
-        selection, on answers...), or plain callables called as
-        ``cb(loop, record)`` at the end of every cycle.
+        :class:`~activelearn.callbacks.Callback` objects, or plain callables
+        called as ``cb(loop, record)`` at the end of every cycle.
     checkpoint : bool
-        With ``out_dir``, save the whole state atomically after every cycle,
-        every selection and every oracle answer batch, so that
-        :meth:`restore` (or :func:`activelearn.experiment.resume`) continue a
+        With ``out_dir``, save the state atomically after every cycle,
+        selection and answer batch, so that :meth:`restore` continues a
         crashed run without losing or re-asking any answer.
     deterministic : bool, optional
-        Run inside :func:`activelearn.determinism.deterministic_mode`
-        (``torch.use_deterministic_algorithms``, scoped to :meth:`run`).
+        Run :meth:`run` inside :func:`activelearn.determinism.deterministic_mode`.
         Default: True on CPU, False on CUDA (see ``docs/reliability.md``).
+    mode : {"interactions", "quota"}
+        ``"interactions"``: one ``select`` of ``budget`` per cycle.
+        ``"quota"`` (open-set pools): the cycle selects again, without
+        retraining, for the in-task labels still missing (see :meth:`step`).
+    max_select_calls : int, optional
+        Quota mode only: stop the cycle after this many ``select`` calls.
 
     Attributes
     ----------
     recipe : dict or None
-        Plain data from which the loop can be rebuilt (set by
-        :func:`activelearn.experiment.make_loop`); saved in checkpoints so that
-        :func:`activelearn.experiment.resume` needs only the folder.
+        Plain data from which :func:`activelearn.experiment.make_loop` rebuilds
+        the loop; saved in checkpoints.
     pending : dict or None
         The cycle in progress while it selects and asks: ``{"record":
-        CycleRecord, "query": Query or None, "progress": bool}`` (``query``
-        None once answered; ``progress`` False when the last answers examined
-        no sample).
-        Part of :meth:`state_dict`, so a run stopped inside a cycle neither
-        selects nor asks again what it already did.
-    mode : {"interactions", "quota"}
-        ``"interactions"`` (default): one ``select`` per cycle, ``budget``
-        samples examined.  ``"quota"``: ``budget`` counts *in-task labels* per
-        cycle; the cycle keeps calling ``select`` (without retraining), each time
-        asking for the labels still missing, until the quota is met exactly,
-        the unlabeled pool is exhausted, or one call's answers examined no
-        sample (all its clusters declined) (for open-set pools, where the
-        oracle may answer "not in task").
-    max_select_calls : int, optional
-        Quota mode only: stop the cycle after this many ``select`` calls.
+        CycleRecord, "query": Query or None (answered), "progress": bool
+        (False when the last answers examined no sample)}``; saved in
+        :meth:`state_dict`, so a resumed run neither selects nor asks again.
 
     Notes
     -----
@@ -167,30 +157,16 @@ class ActiveLoop:
         self.budget = check_positive_int("budget", budget)
         self.cycles = check_positive_int("cycles", cycles)
         self.model, self.strategy, self.oracle, self.pools = model, strategy, oracle, pools
-        self.trainer = trainer or Trainer()
+        self.trainer, self.seed, self.progress = trainer or Trainer(), int(seed), progress
         self.test = None if test is None else as_test_set(test, task=model.task, num_classes=model.num_classes)
-        self.seed = int(seed)
-        self.progress = progress
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.callbacks = list(callbacks)
-        self.checkpoint = bool(checkpoint)
-        self.deterministic = deterministic
+        self.callbacks, self.checkpoint, self.deterministic = list(callbacks), bool(checkpoint), deterministic
         self.recipe: dict[str, Any] | None = None
         self.pending: dict[str, Any] | None = None
         self._first: list[Callback] = [OpenSetBooks(), ClusterBooks()]  # before the user's callbacks
         self._last: list[Callback] = [HistoryFiles(), CSVLogger(cycles=None), Checkpointer(), Progress()]  # after them: they save what the others wrote (CSVLogger: <out_dir>/epochs.csv)
         self.initial = _initial_indices(initial, pools.n, self.seed)
-        self.history = History(meta={
-            "strategy": strategy.name or type(strategy).__name__,
-            "strategy_params": _plain_params(strategy),
-            "budget": self.budget,
-            "mode": self.mode,
-            "cycles": self.cycles,
-            "seed": self.seed,
-            "pool_size": pools.n,
-            "train_config": {k: v for k, v in asdict(self.trainer.config).items() if k != "extra"},
-            "environment": run_environment(model.device),
-        })
+        self.history = History(meta=_run_meta(self, model))
 
     def _emit(self, hook: str, *args: Any) -> None:
         for cb in [*self._first, *map(as_callback, self.callbacks), *self._last]:
@@ -198,14 +174,8 @@ class ActiveLoop:
 
     # -------------------------------------------------------------- pieces
     def query(self, indices: np.ndarray | Query, cycle: int) -> list[Annotation]:
-        """Ask the oracle about ``indices`` (or a whole :class:`Query`) and record its answers.
-
-        Returns the log entries appended to the pools.
-        """
-        if isinstance(indices, Query):
-            query = Query(indices=indices.indices, groups=indices.groups, cycle=cycle)
-        else:
-            query = Query(indices=indices, cycle=cycle)  # float indices only when integral: never truncated
+        """Ask the oracle about ``indices`` (or a whole :class:`Query`), record its answers, return the new log entries."""
+        query = Query(indices=indices.indices, groups=indices.groups, cycle=cycle) if isinstance(indices, Query) else Query(indices=indices, cycle=cycle)  # integral floats only: never truncated
         # one process asks (a person answers once); every rank records the same answers
         answers = dist_helpers.on_main_process(self.oracle.answer, query, share_result=True)
         _check_answers(query, answers)
@@ -215,7 +185,8 @@ class ActiveLoop:
         self._emit("on_answers", None if self.pending is None else self.pending["record"], entries)
         return entries
 
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
+        """Attach the strategy's model extensions and check that the model serves what the strategy requires."""
         for ext in self.strategy.model_extensions():
             self.model.attach(ext)
         missing = set(self.strategy.requires) - self.model.provides()
@@ -225,8 +196,10 @@ class ActiveLoop:
                 f"(it provides {sorted(self.model.provides())})"
             )
 
+    _prepare = prepare  # the former private name, still called by benchmark scripts
+
     def step(self, cycle: int) -> CycleRecord:
-        """One cycle: train, evaluate, and (unless last) select and query."""
+        """One cycle: train, evaluate, and (unless last) select and ask; in ``"quota"`` mode again for the in-task labels still missing."""
         self._emit("on_cycle_start", cycle)
         pools = self.pools
         pools.cycle = cycle
@@ -244,30 +217,13 @@ class ActiveLoop:
         return record
 
     def _acquire(self, record: CycleRecord, cycle: int) -> None:
-        """Select and ask until the cycle's budget is spent (continues a cycle resumed inside its selection).
-
-        ``"interactions"`` mode: one ``select`` of ``budget``.  ``"quota"``:
-        ``select`` again for the in-task labels still missing until
-        ``record.n_labeled + budget`` are labeled, the pool is exhausted,
-        ``max_select_calls`` is reached, or a call examined no sample (every
-        interaction declined, e.g. proposed clusters: asking on could loop
-        forever).
-        """
-        pools = self.pools
+        """Select and ask while :func:`_still_wanted` asks for samples (continues a cycle resumed inside its selection)."""
         if self.pending is None:
             self.pending = {"record": record, "query": None, "progress": True}
-        limit = 1 if self.mode != "quota" else (self.max_select_calls or np.inf)
         calls = int(record.extra.get("select_calls", 0))
-        while calls < limit and pools.n_unlabeled > 0 and self.pending["progress"]:
-            want = self.budget if self.mode != "quota" else record.n_labeled + self.budget - pools.n_labeled
-            if want <= 0:
-                break
+        while (want := _still_wanted(self, record, calls)) > 0:
             start = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("always")
-                selection = self.strategy.select(self.model, pools, want)
-            chosen = validate_selection(selection, pools, want)
-            query = chosen if isinstance(chosen, Query) else Query(indices=chosen)
+            query = _select(self.strategy, self.model, self.pools, want)
             calls += 1
             record.selected = [*record.selected, *query.all_indices.tolist()]
             record.extra["select_calls"] = calls
@@ -284,71 +240,24 @@ class ActiveLoop:
 
     # ---------------------------------------------------------------- state
     def identity(self) -> dict[str, Any]:
-        """What a saved state must agree with to be loaded into this loop."""
-        return {
-            "strategy": self.strategy.name or type(self.strategy).__name__,
-            "strategy_params": ckpt.to_plain(_plain_params(self.strategy)),
-            "seed": self.seed,
-            "budget": self.budget,
-            "cycles": self.cycles,
-            "pool_size": self.pools.n,
-            "initial": self.initial.tolist(),
-        }
+        """What a saved state must agree with to be loaded into this loop (:func:`~activelearn.loop_state.loop_identity`)."""
+        return loop_state.loop_identity(self)
 
     def state_dict(self) -> dict[str, Any]:
-        """The whole state: identity, recipe, the cycle in progress and each part's own ``state_dict``.
-
-        Plain containers, numbers, strings and tensors only (loadable with
-        ``torch.load(weights_only=True)``).  The model's part is
-        :meth:`ALModel.engine_state <activelearn.model.ALModel.engine_state>`
-        (weights plus the initial weights ``reset_parameters`` restores).
-        """
-        oracle_state = self.oracle.state_dict() if isinstance(self.oracle, StatefulOracle) else None
-        return {
-            "identity": self.identity(),
-            "recipe": ckpt.to_plain(self.recipe),
-            "pending": _pending_state(self.pending),
-            "pools": ckpt.to_plain(self.pools.state_dict()),
-            "history": self.history.state_dict(),
-            "model": self.model.engine_state(),
-            "trainer": self.trainer.state_dict(),
-            "strategy": self.strategy.state_dict(),
-            "oracle": ckpt.to_plain(oracle_state),
-            "rng": ckpt.rng_state(),
-        }
+        """Identity, recipe, the cycle in progress, each part's ``state_dict``, the RNG states (:func:`~activelearn.loop_state.loop_state_dict`)."""
+        return loop_state.loop_state_dict(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Load :meth:`state_dict` into this loop, built the same way as the saved one.
-
-        The identity and the model's parameter names are checked before
-        anything changes.
 
         Raises
         ------
         CheckpointError
             If the state belongs to a differently built run (strategy and its
             parameters, seed, budget, cycles, pool size, initial set) or the
-            model's parameters differ.
+            model's parameters differ (checked before anything changes).
         """
-        saved, mine = state["identity"], self.identity()
-        diff = {k: (saved.get(k), mine.get(k)) for k in set(saved) | set(mine) if saved.get(k) != mine.get(k)}
-        if diff:
-            details = "; ".join(f"{k}: saved {a!r}, this loop {b!r}" for k, (a, b) in sorted(diff.items()))
-            raise CheckpointError(f"the checkpoint belongs to a different run ({details}); rebuild the loop with the saved settings")
-        self._prepare()
-        if state["model"]["built"]:
-            self.model.build_extensions(self.pools.inputs(np.arange(min(2, self.pools.n))))
-        self.model.load_engine_state(state["model"])  # checks its parameter names first
-        self.strategy.load_state_dict(state["strategy"])
-        self.trainer.load_state_dict(state["trainer"], model=self.model)
-        self.pools.load_state_dict(state["pools"])
-        self.history.load_state_dict(state["history"])
-        if state["oracle"] is not None and isinstance(self.oracle, StatefulOracle):
-            self.oracle.load_state_dict(state["oracle"])
-        if self.recipe is None and state.get("recipe") is not None:
-            self.recipe = state["recipe"]
-        ckpt.set_rng_state(state["rng"])
-        self.pending = _load_pending(state["pending"])
+        loop_state.load_loop_state(self, state)
 
     def restore(self, out_dir: str | Path | None = None, *, state: dict[str, Any] | None = None) -> "ActiveLoop":
         """Load the checkpoint of ``out_dir`` (default: this loop's) into this loop.
@@ -363,26 +272,13 @@ class ActiveLoop:
         CheckpointError
             If there is no checkpoint, or it belongs to a differently built run.
         """
-        folder = Path(out_dir) if out_dir is not None else self.out_dir
-        if folder is None:
-            raise CheckpointError("restore() needs the run's folder: pass out_dir or build the loop with out_dir=")
-        self.load_state_dict(ckpt.load_checkpoint(folder) if state is None else state)
-        if self.out_dir is None:  # keep checkpointing where the run was
-            self.out_dir = folder
+        loop_state.restore_loop(self, out_dir, state)
         return self
 
     @classmethod
     def resume(cls, out_dir: str | Path, **overrides: Any) -> "ActiveLoop":
         """Deprecated: use :func:`activelearn.experiment.resume` (or build the loop and call :meth:`restore`)."""
-        warnings.warn(
-            "ActiveLoop.resume is deprecated; use activelearn.experiment.resume(out_dir), "
-            "or build the loop as before and call loop.restore(out_dir)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        if _resume_builder is None:
-            raise CheckpointError("ActiveLoop.resume needs activelearn.experiment: call activelearn.experiment.resume(out_dir)")
-        return _resume_builder(out_dir, **overrides)
+        return _deprecated_resume(out_dir, overrides)
 
     # ------------------------------------------------------------------ run
     def run(self) -> History:
@@ -392,7 +288,7 @@ class ActiveLoop:
             return self._run()
 
     def _run(self) -> History:
-        self._prepare()
+        self.prepare()
         self._emit("on_run_start")
         if self.pools.n_labeled == 0 and self.pools.n_rejected == 0 and self.initial.size:
             query = Query(indices=self.initial, cycle=0)
@@ -463,27 +359,53 @@ def _check_answers(query: Query, answers: Sequence[Any]) -> None:
         raise OracleError(f"the oracle left {len(set(np.asarray(query.indices).tolist()) - answered)} queried sample(s) unanswered")
 
 
-def _plain_params(strategy: Strategy) -> dict[str, Any]:
-    return {k: v for k, v in strategy.get_params().items() if isinstance(v, (int, float, str, bool, type(None)))}
-
-
-def _pending_state(pending: dict[str, Any] | None) -> dict[str, Any] | None:
-    if pending is None:
-        return None
-    q = pending["query"]
-    query = None if q is None else {
-        "indices": np.asarray(q.indices, dtype=np.int64).tolist(),
-        "groups": [np.asarray(g, dtype=np.int64).tolist() for g in q.groups],
+def _run_meta(loop: ActiveLoop, model: ALModel) -> dict[str, Any]:
+    """The History's meta: the run's settings and environment."""
+    return {
+        "strategy": loop.strategy.name or type(loop.strategy).__name__,
+        "strategy_params": loop_state.plain_params(loop.strategy),
+        "budget": loop.budget,
+        "mode": loop.mode,
+        "cycles": loop.cycles,
+        "seed": loop.seed,
+        "pool_size": loop.pools.n,
+        "train_config": {k: v for k, v in asdict(loop.trainer.config).items() if k != "extra"},
+        "environment": run_environment(model.device),
     }
-    return {"record": ckpt.to_plain(asdict(pending["record"])), "query": query, "answered": query is None, "progress": bool(pending["progress"])}
 
 
-def _load_pending(state: dict[str, Any] | None) -> dict[str, Any] | None:
-    if state is None:
-        return None
-    q = state["query"]
-    query = None if q is None else Query(
-        indices=np.asarray(q["indices"], dtype=np.int64),
-        groups=tuple(np.asarray(g, dtype=np.int64) for g in q["groups"]),
+def _select(strategy: Strategy, model: ALModel, pools: Pools, want: int) -> Query:
+    """The strategy's checked selection of ``want`` samples, as a query (its warnings always shown)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        selection = strategy.select(model, pools, want)
+    chosen = validate_selection(selection, pools, want)
+    return chosen if isinstance(chosen, Query) else Query(indices=chosen)
+
+
+def _deprecated_resume(out_dir: str | Path, overrides: dict[str, Any]) -> ActiveLoop:
+    warnings.warn(
+        "ActiveLoop.resume is deprecated; use activelearn.experiment.resume(out_dir), "
+        "or build the loop as before and call loop.restore(out_dir)",
+        DeprecationWarning,
+        stacklevel=3,
     )
-    return {"record": CycleRecord(**state["record"]), "query": query, "progress": bool(state["progress"])}
+    if _resume_builder is None:
+        raise CheckpointError("ActiveLoop.resume needs activelearn.experiment: call activelearn.experiment.resume(out_dir)")
+    return _resume_builder(out_dir, **overrides)
+
+
+def _still_wanted(loop: ActiveLoop, record: CycleRecord, calls: int) -> int:
+    """Samples the cycle's next ``select`` asks for after ``calls`` calls; 0 once its selection is done.
+
+    ``"interactions"`` mode: one call of ``budget``.  ``"quota"``: calls go on
+    for the in-task labels still missing until ``record.n_labeled + budget``
+    are labeled, ``max_select_calls`` is reached, or a call examined no sample
+    (every interaction declined, e.g. proposed clusters: asking on could loop
+    forever); either way, none once the unlabeled pool is exhausted.
+    """
+    quota = loop.mode == "quota"
+    limit = (loop.max_select_calls or np.inf) if quota else 1
+    if calls >= limit or loop.pools.n_unlabeled == 0 or not (loop.pending or {}).get("progress", True):
+        return 0
+    return max(0, record.n_labeled + loop.budget - loop.pools.n_labeled) if quota else loop.budget

@@ -159,34 +159,43 @@ def mc_outputs(
     dict of str to torch.Tensor
         Each ``U x S x ...`` (float32, on the model's device).
     """
-    check_positive_int("n_samples", n_samples)
-    require_dropout(model)
-    if model.task != "classification" and "log_probs" in names:
-        raise InvalidParameterError("'log_probs' needs a classification model; ask for 'logits' for regression")
-    names = [names] if isinstance(names, str) else list(names)
+    names = _check_request(model, n_samples, names)
     idx = np.ascontiguousarray(indices, dtype=np.int64)
     if idx.size == 0:
         return {n: torch.zeros((0, n_samples), device=model.device) for n in names}
     model.build_extensions(pools.inputs(idx[:2]))
-    need = [n for n in names if n != "log_probs"]
-    if "log_probs" in names:
-        need.append("probs" if model.head_extension is not None else "logits")
-    need = list(dict.fromkeys(need))
     bs = int(batch_size or model.eval_batch_size)
     parts: dict[str, list[torch.Tensor]] = {n: [] for n in names}
     devices = [model.device.index or 0] if model.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), ConsistentMasks(model, seed) as masks:
         for start in range(0, idx.size, bs):
-            x = pools.inputs(idx[start : start + bs])
-            per: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-            for s in range(n_samples):
-                masks.sample = s
-                res = model.predict_batch(x, need)
-                for n in names:
-                    per[n].append(_log_probs(model, res) if n == "log_probs" else res[n])
-            for n in names:
-                parts[n].append(torch.stack(per[n], dim=1))
+            for n, v in _passes(model, masks, pools.inputs(idx[start : start + bs]), n_samples, names).items():
+                parts[n].append(v)
     return {n: torch.cat(v) for n, v in parts.items()}
+
+
+def _check_request(model: Any, n_samples: int, names: Sequence[str] | str) -> list[str]:
+    """Refuse a bad request before anything runs; the requested names as a list."""
+    check_positive_int("n_samples", n_samples)
+    require_dropout(model)
+    if model.task != "classification" and "log_probs" in names:
+        raise InvalidParameterError("'log_probs' needs a classification model; ask for 'logits' for regression")
+    return [names] if isinstance(names, str) else list(names)
+
+
+def _passes(model: Any, masks: ConsistentMasks, x: torch.Tensor, n_samples: int, names: list[str]) -> dict[str, torch.Tensor]:
+    """``n_samples`` masked passes over one batch: each name ``B x S x ...``."""
+    need = [n for n in names if n != "log_probs"]
+    if "log_probs" in names:  # from the class logits, or from a replacing head's scores
+        need.append("probs" if model.head_extension is not None else "logits")
+    need = list(dict.fromkeys(need))
+    per: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    for s in range(n_samples):
+        masks.sample = s
+        res = model.predict_batch(x, need)
+        for n in names:
+            per[n].append(_log_probs(model, res) if n == "log_probs" else res[n])
+    return {n: torch.stack(v, dim=1) for n, v in per.items()}
 
 
 def entropy_nats(log_p: torch.Tensor, dim: int = -1) -> torch.Tensor:

@@ -166,7 +166,7 @@ class Trainer:
         run = _FitRun(self.config, model, pools, idx, targets, self._prepare_optimizer(model), cycle, self.transform)
         epochs: Any = range(self.config.epochs)
         if self.progress:
-            from tqdm.auto import tqdm
+            from .progress import tqdm  # a bar on a terminal, silent in a log
 
             epochs = tqdm(epochs, desc=f"train c{cycle}", leave=False)
         last_loss = run.run(epochs, on_epoch_end)
