@@ -297,7 +297,7 @@ def test_purity_rank_proposes_the_clusters_the_model_agrees_on_most() -> None:
     for g, agree in enumerate([7, 10, 5, 9]):
         pred[g * 10 + agree : g * 10 + 10] = 1 + np.arange(10 - agree) % 2
     pools = al.Pools(torch.tensor(x, dtype=torch.float32), num_classes=3)
-    strategy = al.strategies.get("cluster_annotation", scenario="cluster", cluster_size=10, feature="inputs", seed=0)
+    strategy = al.strategies.get("cluster_annotation", scenario="cluster", cluster_size=10, feature="inputs", rank="purity", seed=0)
     q = strategy.select(_FixedPredictions(pred), pools, 2)  # type: ignore[arg-type]
     # purest first: group 1 (10/10), then group 3 (9/10)
     assert [g.tolist() for g in q.groups] == [list(range(10, 20)), list(range(30, 40))]
@@ -319,7 +319,7 @@ def test_purity_is_a_share_and_ties_go_to_the_larger_cluster() -> None:
     pred = np.zeros(50, dtype=np.int64)
     pred[starts[2] : starts[2] + 2] = 1
     pred[starts[3] : starts[3] + 5] = 2
-    strategy = al.strategies.get("cluster_annotation", scenario="cluster", cluster_size=12, feature="inputs", seed=0)
+    strategy = al.strategies.get("cluster_annotation", scenario="cluster", cluster_size=12, feature="inputs", rank="purity", seed=0)
     q = strategy.select(_FixedPredictions(pred), pools, 3)  # type: ignore[arg-type]
     # shares 1, 1, 0.9, 0.5: the two pure blobs first, the larger (12) before the smaller (8), then the 0.9 one
     assert [g.tolist() for g in q.groups] == [list(range(8, 20)), list(range(0, 8)), list(range(20, 40))]
