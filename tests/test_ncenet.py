@@ -156,5 +156,5 @@ def test_gradient_clip_bounds_the_step_and_the_smallest_request_wins() -> None:
     assert PrototypeHead().max_grad_norm == 5.0 and al.strategies.get("ncenet", max_grad_norm=None).model_extensions()[0].max_grad_norm is None
     with pytest.raises(ValueError, match="max_grad_norm must be a positive number or None"):
         PrototypeHead(max_grad_norm=0)
-    with pytest.raises(ValueError, match="grad_clip must be a number in \(0, inf\) or None"):
+    with pytest.raises(ValueError, match=r"grad_clip must be a number in \(0, inf\) or None"):
         al.TrainConfig(grad_clip=-1.0)
