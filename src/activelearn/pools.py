@@ -287,31 +287,8 @@ class Pools:
 
     def _validate(self, answers: Sequence[Answer]) -> list[Any]:
         """Check every answer (nothing changes on failure); return the labels, normalised."""
-        for a in answers:
-            if a.index == DECLINED and (a.in_task or a.label is not None):
-                raise InvalidInputError("a declined interaction (index -1) labels nobody: give it label=None, in_task=False")
-        idx = as_integral_indices([a.index for a in answers], "answer indices")
-        idx = idx[idx != DECLINED]
-        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
-            raise InvalidInputError(f"answer indices must lie in [0, {self.n}) (or -1 for a declined interaction), got {idx.min()}..{idx.max()}")
-        if np.unique(idx).size != idx.size:
-            raise InvalidInputError("answers hold the same index twice; each sample is answered once")
-        seen = idx[self._status[idx] != _UNLABELED]
-        if seen.size:
-            raise InvalidInputError(
-                f"answers given for {seen.size} sample(s) already examined (e.g. index {int(seen[0])}); "
-                "a sample is never queried twice"
-            )
-        return self._clean_answers(answers)
-
-    def _clean_answers(self, answers: Sequence[Answer]) -> list[Any]:
-        """Costs finite and >= 0; in-task labels as stored (see :func:`_clean_label`), all of one width."""
-        for a in answers:
-            if isinstance(a.cost, bool) or not isinstance(a.cost, numbers.Real) or not np.isfinite(a.cost) or a.cost < 0:
-                raise InvalidInputError(f"answer cost must be a finite number >= 0, got {a.cost!r}")
-        clean = [_clean_label(a, self.task, self.num_classes) if a.in_task and a.index != DECLINED else a.label for a in answers]
-        _check_label_widths(clean, self._label_width)
-        return clean
+        _check_indices(answers, self._status)
+        return _clean_answers(answers, self.task, self.num_classes, self._label_width)
 
     def _apply(self, a: Answer, label: Any, cycle: int, remap: dict[int, int]) -> Annotation:
         """Change the state for one validated answer; return its log entry."""
@@ -361,16 +338,7 @@ class Pools:
             The state is damaged (missing keys, malformed log entries, indices
             out of range).
         """
-        try:
-            n, cycle = int(state["n"]), int(state["cycle"])
-            log = [Annotation(**entry) for entry in state["log"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"the saved pools are damaged ({type(exc).__name__}: {exc}); the checkpoint cannot be loaded") from exc
-        if n != self.n:
-            raise InvalidInputError(f"saved pools have n={n}, these have n={self.n}")
-        bad = [a.index for a in log if not (a.index == DECLINED or 0 <= a.index < self.n)]
-        if bad:
-            raise CheckpointError(f"the saved pools' log names indices outside [0, {self.n}), e.g. {bad[:3]}; the checkpoint is damaged")
+        cycle, log = _parse_state(state, self.n)
         self._status[:] = _UNLABELED
         self._label_width = None
         self._log.clear()
@@ -436,3 +404,48 @@ def _check_label_widths(labels: list[Any], width: int | None) -> None:
     if len(widths) > 1:
         shown = ", ".join("scalars" if w == 0 else f"{w}-vectors" for w in sorted(widths))
         raise InvalidInputError(f"labels must all have one shape (a scalar, or d outputs for every sample); got {shown}")
+
+
+def _check_indices(answers: Sequence[Answer], status: np.ndarray) -> None:
+    """Declined interactions label nobody; indices integral, in range, once each, and not examined before."""
+    n = status.size
+    for a in answers:
+        if a.index == DECLINED and (a.in_task or a.label is not None):
+            raise InvalidInputError("a declined interaction (index -1) labels nobody: give it label=None, in_task=False")
+    idx = as_integral_indices([a.index for a in answers], "answer indices")
+    idx = idx[idx != DECLINED]
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise InvalidInputError(f"answer indices must lie in [0, {n}) (or -1 for a declined interaction), got {idx.min()}..{idx.max()}")
+    if np.unique(idx).size != idx.size:
+        raise InvalidInputError("answers hold the same index twice; each sample is answered once")
+    seen = idx[status[idx] != _UNLABELED]
+    if seen.size:
+        raise InvalidInputError(
+            f"answers given for {seen.size} sample(s) already examined (e.g. index {int(seen[0])}); "
+            "a sample is never queried twice"
+        )
+
+
+def _clean_answers(answers: Sequence[Answer], task: str, num_classes: int | None, width: int | None) -> list[Any]:
+    """Costs finite and >= 0; in-task labels as stored (see :func:`_clean_label`), all of one width."""
+    for a in answers:
+        if isinstance(a.cost, bool) or not isinstance(a.cost, numbers.Real) or not np.isfinite(a.cost) or a.cost < 0:
+            raise InvalidInputError(f"answer cost must be a finite number >= 0, got {a.cost!r}")
+    clean = [_clean_label(a, task, num_classes) if a.in_task and a.index != DECLINED else a.label for a in answers]
+    _check_label_widths(clean, width)
+    return clean
+
+
+def _parse_state(state: dict[str, Any], n: int) -> tuple[int, list[Annotation]]:
+    """The cycle and log of a saved :meth:`Pools.state_dict`, checked against pools of ``n`` samples."""
+    try:
+        saved_n, cycle = int(state["n"]), int(state["cycle"])
+        log = [Annotation(**entry) for entry in state["log"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"the saved pools are damaged ({type(exc).__name__}: {exc}); the checkpoint cannot be loaded") from exc
+    if saved_n != n:
+        raise InvalidInputError(f"saved pools have n={saved_n}, these have n={n}")
+    bad = [a.index for a in log if not (a.index == DECLINED or 0 <= a.index < n)]
+    if bad:
+        raise CheckpointError(f"the saved pools' log names indices outside [0, {n}), e.g. {bad[:3]}; the checkpoint is damaged")
+    return cycle, log
