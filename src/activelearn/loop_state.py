@@ -89,8 +89,15 @@ def loop_state_dict(loop: LoopParts) -> dict[str, Any]:
     }
 
 
+#: the parts every saved loop state has (``recipe`` is optional: format-1 checkpoints have none)
+_PARTS = ("identity", "pending", "pools", "history", "model", "trainer", "strategy", "oracle", "rng")
+
+
 def load_loop_state(loop: LoopParts, state: dict[str, Any]) -> None:
-    """Load :func:`loop_state_dict` into ``loop``, built the same way; identity and model parameters are checked first."""
+    """Load :func:`loop_state_dict` into ``loop``, built the same way; parts, identity and model parameters are checked first."""
+    missing = [k for k in _PARTS if k not in state]
+    if missing:
+        raise CheckpointError(f"the checkpoint lacks its {', '.join(missing)} part(s); it is damaged or not an activelearn checkpoint")
     saved, mine = state["identity"], loop_identity(loop)
     diff = {k: (saved.get(k), mine.get(k)) for k in set(saved) | set(mine) if saved.get(k) != mine.get(k)}
     if diff:
