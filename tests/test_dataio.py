@@ -119,3 +119,19 @@ def test_random_crop_flip_batch_equals_a_per_sample_reference() -> None:
     assert torch.equal(RandomCropFlip(size=4, padding=0, flip_p=1.0)(x[:, :, :4]), x[:, :, :4].flip(-1))
     with pytest.raises(al.exceptions.InvalidInputError, match="tensor"):
         aug(x[0, 0])
+
+
+def test_a_test_set_given_as_a_dataset_is_read_once_deterministically() -> None:
+    from activelearn._validation import as_test_set
+
+    x1, y1 = as_test_set(Jitter(), task="classification", num_classes=2)
+    x2, _ = as_test_set(Jitter(), task="classification", num_classes=2)
+    assert torch.equal(x1, x2) and torch.equal(y1, Y) and x1.shape == X.shape
+    assert not torch.equal(x1, X)  # the Dataset's own noise is there, seeded per item
+    with pytest.raises(al.exceptions.InvalidInputError, match=r"\(input, target\) items"):
+        as_test_set(torch.utils.data.TensorDataset(X), task="classification", num_classes=2)
+
+
+def test_make_loop_refuses_a_raw_dataset_with_the_way_to_go() -> None:
+    with pytest.raises(al.exceptions.InvalidParameterError, match="DatasetBundle, got Plain"):
+        al.experiment.make_loop(Plain(), "entropy")  # type: ignore[arg-type]

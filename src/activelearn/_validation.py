@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from .dataio import read_pairs
 from .exceptions import InvalidInputError, InvalidParameterError
 
 __all__ = [
@@ -364,12 +365,18 @@ def check_label(label: Any, *, task: str, num_classes: int | None, where: str, a
 def as_test_set(test: Any, *, task: str, num_classes: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Check and convert a test set ``(inputs, targets)``: inputs as the pool's, targets in range.
 
+    A map-style Dataset of ``(input, target)`` items is read once into tensors,
+    each item under RNGs seeded by its index (:func:`activelearn.dataio.read_pairs`),
+    so a Dataset with random transforms gives the same test set every time.
+
     Classification targets must be class indices in ``0..num_classes - 1``
     (integral floats are accepted; a target out of range would silently
     count as wrong); regression targets must be finite.
     """
+    if isinstance(test, torch.utils.data.Dataset) and not isinstance(test, (tuple, list)):
+        test = read_pairs(test)  # a map-style Dataset of (input, target) items, read once (seeded per item)
     if not isinstance(test, (tuple, list)) or len(test) != 2:
-        raise InvalidInputError(f"test must be a pair (inputs, targets), got {type(test).__name__}")
+        raise InvalidInputError(f"test must be a pair (inputs, targets) or a Dataset of (input, target) items, got {type(test).__name__}")
     x = as_pool_inputs(test[0], "test inputs")
     y = _to_tensor(test[1], "test targets")
     if len(x) != len(y):

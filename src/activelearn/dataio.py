@@ -17,15 +17,18 @@ across runs and across a kill and resume.
 
 from __future__ import annotations
 
+import functools
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["SeededItems", "iter_batches", "read_items", "EVAL_SEED"]
+from .exceptions import InvalidInputError
+
+__all__ = ["SeededItems", "iter_batches", "read_items", "read_pairs", "EVAL_SEED"]
 
 #: seed of inference reads (any fixed value: the same item always reads the same)
 EVAL_SEED = 0
@@ -54,17 +57,21 @@ class SeededItems(Dataset):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        s = _mix(self.seed, int(i))
-        py_state, np_state = random.getstate(), np.random.get_state()
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(s)
-                random.seed(s)
-                np.random.seed(s % (2**32))
-                return torch.as_tensor(_first(self.dataset[int(i)]))
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
+        return torch.as_tensor(_first(_seeded(lambda: self.dataset[int(i)], _mix(self.seed, int(i)))))
+
+
+def _seeded(read: Callable[[], Any], s: int) -> Any:
+    """``read()`` under the global RNGs (torch, numpy, :mod:`random`) seeded with ``s``; their states restored after."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(s)
+            random.seed(s)
+            np.random.seed(s % (2**32))
+            return read()
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
 
 
 def _mix(seed: int, index: int) -> int:
@@ -129,3 +136,15 @@ def _fork_ok() -> bool:
     import multiprocessing as mp
 
     return "fork" in mp.get_all_start_methods()
+
+
+def read_pairs(dataset: Dataset, *, seed: int = EVAL_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every ``(input, target)`` item of ``dataset`` as two stacked tensors, item ``i`` read under RNGs seeded from ``(seed, i)``."""
+    inputs, targets = [], []
+    for i in range(len(dataset)):  # type: ignore[arg-type]
+        item = _seeded(functools.partial(dataset.__getitem__, i), _mix(int(seed), i))
+        if not isinstance(item, (tuple, list)) or len(item) < 2:
+            raise InvalidInputError(f"a test Dataset must give (input, target) items; item {i} is {type(item).__name__}")
+        inputs.append(torch.as_tensor(item[0]))
+        targets.append(torch.as_tensor(item[1]))
+    return torch.stack(inputs), torch.stack(targets)

@@ -392,6 +392,12 @@ def _data_and_config(data: str | DatasetBundle, config: ExperimentConfig | None,
     if isinstance(data, str):
         config = config or preset(data)
         return datasets.load(data, **{**config.dataset_kwargs, **(data_kwargs or {})}), config
+    if not isinstance(data, DatasetBundle):
+        raise InvalidParameterError(
+            f"data must be a dataset name ({', '.join(datasets.available())}) or a DatasetBundle, got {type(data).__name__}; "
+            "for your own torch Dataset build the parts yourself: Pools(dataset), an oracle over its targets, ActiveLoop(...) "
+            "(see the getting-started page), or wrap tensors in DatasetBundle(train_x=..., train_y=..., ...)"
+        )
     return data, config or (preset(data.name) if data.name in datasets.available() else preset("digits"))
 
 
