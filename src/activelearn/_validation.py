@@ -383,8 +383,11 @@ def as_test_set(test: Any, *, task: str, num_classes: int | None) -> tuple[torch
         raise InvalidInputError(f"test inputs and targets differ in length: {len(x)} vs {len(y)}")
     if y.is_floating_point() and not bool(torch.isfinite(y).all()):
         raise InvalidInputError("test targets hold NaN or Inf; clean or drop those samples")
-    if task != "classification":
-        return x, y
+    return (x, _class_targets(y, num_classes)) if task == "classification" else (x, y)
+
+
+def _class_targets(y: torch.Tensor, num_classes: int | None) -> torch.Tensor:
+    """Test targets of a classification task as int64 class indices, each in ``0..num_classes - 1``."""
     if y.ndim != 1 or y.dtype == torch.bool or (y.is_floating_point() and bool((y != y.round()).any())):
         raise InvalidInputError(f"test targets of a classification task must be a 1-D array of class indices, got dtype {y.dtype} shape {tuple(y.shape)}")
     y = y.long()
@@ -393,4 +396,4 @@ def as_test_set(test: Any, *, task: str, num_classes: int | None) -> tuple[torch
             f"test targets must be class indices in 0..{num_classes - 1}, got values {int(y.min())}..{int(y.max())}; "
             "an out-of-range target would count as a wrong prediction"
         )
-    return x, y
+    return y
