@@ -30,7 +30,11 @@ Source = Literal["sample", "cluster"]
 
 _UNLABELED, _LABELED, _REJECTED = 0, 1, 2
 _pool_ids = itertools.count()
-_POOL_CONSTRAINTS: dict[str, list[Any]] = {"task": [Options(("classification", "regression"))], "num_classes": [Interval(numbers.Integral, 1), None]}
+_POOL_CONSTRAINTS: dict[str, list[Any]] = {
+    "task": [Options(("classification", "regression"))],
+    "num_classes": [Interval(numbers.Integral, 1), None],
+    "num_workers": [Interval(numbers.Integral, 0, closed="left")],
+}
 
 
 @dataclass(frozen=True)
@@ -113,12 +117,9 @@ class Pools:
     pin_memory : bool
         Page-locked batches from a Dataset pool (faster copies to a GPU).
     dtype : torch.dtype or None
-        Array and tensor inputs are converted to it up front (default float32,
-        the dtype of the library's models; ``None`` keeps theirs).  See
-        :func:`activelearn._validation.as_pool_inputs` for what is converted
-        (float64 rounds to float32, ints and bools become float32 exactly) and
-        what is refused (NaN/Inf in numpy and torch inputs alike, 1-D inputs:
-        pass ``x.reshape(-1, 1)``, values beyond float32's range).  A Dataset
+        Array and tensor inputs are converted to it up front (default float32;
+        ``None`` keeps theirs); NaN/Inf, 1-D inputs and values beyond float32
+        are refused (:func:`activelearn._validation.as_pool_inputs`).  A Dataset
         is used as given.
 
     Notes
@@ -142,9 +143,7 @@ class Pools:
         pin_memory: bool = False,
         dtype: torch.dtype | None = torch.float32,
     ) -> None:
-        check_params({"task": task, "num_classes": num_classes}, _POOL_CONSTRAINTS)
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise InvalidInputError(f"num_workers must be an int >= 0, got {num_workers!r}")
+        check_params({"task": task, "num_classes": num_classes, "num_workers": num_workers}, _POOL_CONSTRAINTS)
         if isinstance(inputs, (torch.Tensor, np.ndarray)):
             inputs = as_pool_inputs(inputs, dtype=dtype)
         n = len(inputs)  # type: ignore[arg-type]
@@ -257,11 +256,7 @@ class Pools:
         return read_items(self._inputs, idx, num_workers=self.num_workers, pin_memory=self.pin_memory)
 
     def batches(self, index_batches: Sequence[np.ndarray], *, seed: int = EVAL_SEED) -> Iterator[torch.Tensor]:
-        """The inputs of each index batch, in order (one DataLoader over them for a Dataset pool).
-
-        ``seed`` seeds a Dataset's own random augmentations (item by item, see
-        :mod:`activelearn.dataio`); a tensor pool ignores it.
-        """
+        """The inputs of each index batch, in order; ``seed`` seeds a Dataset's own augmentations (:mod:`activelearn.dataio`)."""
         if isinstance(self._inputs, torch.Tensor):
             return (self._inputs[torch.from_numpy(np.ascontiguousarray(b, dtype=np.int64))] for b in index_batches)
         return iter_batches(self._inputs, index_batches, seed=seed, num_workers=self.num_workers, pin_memory=self.pin_memory)
@@ -292,13 +287,11 @@ class Pools:
 
     def _apply(self, a: Answer, label: Any, cycle: int, remap: dict[int, int]) -> Annotation:
         """Change the state for one validated answer; return its log entry."""
-        if a.interaction < 0 or a.interaction not in remap:
-            inter = self._next_interaction
+        inter = remap.get(a.interaction, self._next_interaction) if a.interaction >= 0 else self._next_interaction
+        if inter == self._next_interaction:  # a new interaction (shared ids map to the first one's)
             self._next_interaction += 1
             if a.interaction >= 0:
                 remap[a.interaction] = inter
-        else:
-            inter = remap[a.interaction]
         if a.index != DECLINED and a.in_task:
             self._status[a.index] = _LABELED
             self._store_label(a.index, label)
