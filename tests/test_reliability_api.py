@@ -1,9 +1,9 @@
 """Reliability battery, API part: every bad input is the library's own exception, raised before any state changes.
 
 Each case is one row of a table: a callable that must raise, the exception
-type, and a fragment of the message (matched literally).  Cases that fail
-because of code owned by another branch are marked ``xfail(strict=True)`` with
-the branch named; ``docs/reliability.md`` ("Reliability battery") counts them.
+type, and a fragment of the message (matched literally).  Every case passes;
+a known gap would be marked ``xfail(strict=True)`` with its reason, and
+``docs/reliability.md`` ("Reliability battery") counts the cases.
 """
 
 from __future__ import annotations
