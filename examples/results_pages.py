@@ -65,6 +65,20 @@ def rmnist_rerun() -> str:
     return comparison_table(runs, reference={k: PAPER[k] for k in keep})
 
 
+#: every strategy of the RMNIST main table -> its folder under docs/results/rmnist (no ':' in paths)
+RMNIST_MAIN = {n: n for n in ("random", "entropy", "coreset", "dacs", "dacs+entropy", "learning_loss", "dacs+learning_loss", "ncenet", "dacs+ncenet")}
+RMNIST_MAIN["dacs:cross_group=True"] = "dacs_cross_group=True"
+
+
+def rmnist_main_rows() -> str:
+    """The main table's strategy rows (mean ± std over the 3 committed trials of each strategy)."""
+    folders = load_runs(RESULTS / "rmnist", list(RMNIST_MAIN.values()))
+    missing = [n for n, f in RMNIST_MAIN.items() if f not in folders]
+    if missing:
+        raise FileNotFoundError(f"no committed runs for {missing} under {RESULTS / 'rmnist'}")
+    return comparison_table({n: folders[f] for n, f in RMNIST_MAIN.items()})
+
+
 def rmnist_paired() -> str:
     """Per-seed differences (points of accuracy) DACS - CDAL and DACS - Core-set, then their mean."""
     runs = load_runs(RESULTS / "rmnist", ["coreset", "dacs", "cdal"])
