@@ -68,10 +68,15 @@ def resolve_loss(loss: str, task: str) -> str:
     return loss
 
 
-def main_loss(kind: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy (``kind="cross_entropy"``) or mean squared error of one batch, in float32."""
+def main_loss(kind: str, logits: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy (``kind="cross_entropy"``) or mean squared error of one batch, in float32.
+
+    ``label_smoothing`` (cross-entropy only; MSE ignores it) is
+    ``(1 - eps) * CE + eps * mean_k(-log p_k)``, PyTorch's definition, over
+    all outputs (with ``open_set`` the K+1 classes).
+    """
     if kind == "cross_entropy":
-        return F.cross_entropy(logits.float(), y.long())
+        return F.cross_entropy(logits.float(), y.long(), label_smoothing=label_smoothing)
     target = y.float().view(logits.shape[0], -1)
     return F.mse_loss(logits.float().view_as(target), target)
 
@@ -89,13 +94,16 @@ class StepLoss(torch.nn.Module):
     loss : {"cross_entropy", "mse"}
         The main loss (``TrainConfig.loss``); a head replacement's
         ``head_loss`` takes its place.
+    label_smoothing : float, default 0.0
+        ``TrainConfig.label_smoothing`` for the main cross-entropy.
     """
 
-    def __init__(self, model: ALModel, loss: str) -> None:
+    def __init__(self, model: ALModel, loss: str, label_smoothing: float = 0.0) -> None:
         super().__init__()
         self._model = (model,)  # a tuple: not registered, so self-training extensions stay outside DDP
         self.parts = torch.nn.ModuleList([model.backbone, *(e for e in model.extensions.values() if not trains_itself(e))])
         self.loss = loss
+        self.label_smoothing = label_smoothing
 
     @property
     def model(self) -> ALModel:
@@ -108,7 +116,7 @@ class StepLoss(torch.nn.Module):
         out = model(batch.x)
         _check_open_set(model, out.logits.shape[1])
         head = model.head_extension
-        loss = head.head_loss(out, batch.y, batch.progress) if head is not None else main_loss(self.loss, out.logits, batch.y)
+        loss = head.head_loss(out, batch.y, batch.progress) if head is not None else main_loss(self.loss, out.logits, batch.y, self.label_smoothing)
         ctx = StepContext(out, batch.y, batch.progress, batch.x, model, batch.indices, step=batch.step, epoch=batch.epoch)
         ctx.unlabeled_indices, ctx.unlabeled_inputs = batch.unlabeled_indices, batch.unlabeled_inputs
         for ext in model.extensions.values():
@@ -168,10 +176,12 @@ class ParallelStep:
     model : ALModel
     loss : str
         ``TrainConfig.loss``.
+    label_smoothing : float, default 0.0
+        ``TrainConfig.label_smoothing``.
     """
 
-    def __init__(self, model: ALModel, loss: str) -> None:
-        self.module = StepLoss(model, loss)
+    def __init__(self, model: ALModel, loss: str, label_smoothing: float = 0.0) -> None:
+        self.module = StepLoss(model, loss, label_smoothing)
         self.world = D.world_size()
         self.ddp: torch.nn.parallel.DistributedDataParallel | None = None
         if D.is_distributed():

@@ -8,6 +8,7 @@ schedule, and the papers' setups are instances of it (see
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -36,6 +37,7 @@ _NUMBER_FIELDS: dict[str, list[Any]] = {
     "weight_decay": [Interval(numbers.Real, 0, float("inf"), closed="left")],
     "gamma": [_FINITE_POSITIVE],
     "grad_clip": [_FINITE_POSITIVE, None],
+    "label_smoothing": [Interval(numbers.Real, 0, 1, closed="left")],
 }
 
 
@@ -60,6 +62,8 @@ class TrainConfig:
     amp: bool = True  # mixed precision on CUDA (ignored on CPU)
     drop_last: bool = False  # drop a last incomplete batch
     grad_clip: float | None = None  # clip each step's global gradient norm (None: no clip; extensions may ask, see ModelExtension.max_grad_norm)
+    label_smoothing: float = 0.0  # in [0, 1): the main cross-entropy's target smoothing (0: none; refused with MSE; a head replacement's head_loss ignores it)
+    undersample_rejected: bool = False  # open-set models: cap the rejected samples trained as class K per cycle (see _training_set)
     seed: int = 0  # seeds shuffling, augmentation and dropout (forked RNG; global state untouched)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with results
 
@@ -70,10 +74,11 @@ class TrainConfig:
             raise InvalidParameterError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {self.optimizer!r}")
         if self.loss not in ("auto", "cross_entropy", "mse"):
             raise InvalidParameterError(f"loss must be 'auto', 'cross_entropy' or 'mse', got {self.loss!r}")
-        check_params(
-            {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay, "gamma": self.gamma, "grad_clip": self.grad_clip},
-            _NUMBER_FIELDS,
-        )
+        check_params({name: getattr(self, name) for name in _NUMBER_FIELDS}, _NUMBER_FIELDS)
+        if not isinstance(self.undersample_rejected, bool):
+            raise InvalidParameterError(f"undersample_rejected must be True or False, got {self.undersample_rejected!r}")
+        if self.loss == "mse" and self.label_smoothing > 0:
+            raise InvalidParameterError(f"label_smoothing={self.label_smoothing!r} applies to cross-entropy only, but loss='mse'; set label_smoothing=0.0")
         if isinstance(self.milestones, (str, bytes)) or not all(_is_epoch(m) for m in self.milestones):
             raise InvalidParameterError(f"milestones must be epochs (ints >= 1), got {self.milestones!r}; fractions are never rounded")
         self.milestones = tuple(int(m) for m in self.milestones)
@@ -160,7 +165,8 @@ class Trainer:
 
         Returns a summary (final training loss, seconds).
         """
-        idx, targets = _training_set(model, pools)
+        _main_loss_kind(self.config, model.task)  # refuses label smoothing with MSE before anything changes
+        idx, targets = _training_set(model, pools, self.config, cycle)
         start = time.perf_counter()
         model.build_extensions(pools.inputs(idx[:2]))  # before DDP wraps the model: it registers the parameters that exist
         run = _FitRun(self.config, model, pools, idx, targets, self._prepare_optimizer(model), cycle, self.transform)
@@ -187,17 +193,56 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-def _training_set(model: ALModel, pools: Pools) -> tuple[np.ndarray, torch.Tensor]:
-    """Pool indices and targets to train on; with ``open_set`` the rejected samples as class K (the K+1-th)."""
+def _main_loss_kind(config: TrainConfig, task: str) -> str:
+    """The main loss of ``config`` on ``task`` (:func:`resolve_loss`); label smoothing with MSE is refused.
+
+    ``loss="mse"`` with smoothing is already refused by :class:`TrainConfig`;
+    ``loss="auto"`` resolves to MSE on a regression task, known only here.
+    """
+    kind = resolve_loss(config.loss, task)
+    if kind == "mse" and config.label_smoothing > 0:
+        raise InvalidParameterError(
+            f"label_smoothing={config.label_smoothing!r} applies to cross-entropy only, but the main loss is MSE "
+            f"(loss={config.loss!r}, task={task!r}); set label_smoothing=0.0"
+        )
+    return kind
+
+
+def _training_set(model: ALModel, pools: Pools, config: TrainConfig, cycle: int) -> tuple[np.ndarray, torch.Tensor]:
+    """Pool indices and targets to train on; with ``open_set`` the rejected samples as class K (the K+1-th).
+
+    With ``config.undersample_rejected`` the rejected samples are capped at
+    the mean number of labeled samples per in-task class present,
+    ``ceil(n_labeled / number of distinct labels)``, so the auxiliary class is
+    no larger than an average real class.  Why: Kim, Kim & Hwang's MixMNIST
+    protocol undersamples the labeled non-iD samples when training the
+    K+1-class classifier; the paper does not give the ratio, this cap is our
+    choice.  When more are rejected, a subset of that size is drawn with a
+    ``torch.Generator`` seeded by ``SeedSequence([seed, cycle, 0x5EC7])``
+    (never the global RNG), so it is fixed for the whole cycle and the same
+    for the same seed and cycle.
+    """
     idx = pools.labeled
     if idx.size == 0:
         raise InvalidInputError("no labeled samples to train on; query an initial set first")
     targets = torch.as_tensor(pools.labels_of(idx))
     if getattr(model, "open_set", False):  # the "not in task" device
         rej = pools.rejected
+        if config.undersample_rejected:
+            rej = _undersampled(rej, targets, config.seed, cycle)
         idx = np.concatenate([idx, rej])
         targets = torch.cat([targets, torch.full((rej.size,), model.num_classes, dtype=targets.dtype)])
     return idx, targets
+
+
+def _undersampled(rejected: np.ndarray, targets: torch.Tensor, seed: int, cycle: int) -> np.ndarray:
+    """At most ``ceil(len(targets) / distinct targets)`` of ``rejected`` (a seeded subset, in pool order)."""
+    cap = math.ceil(targets.numel() / max(int(torch.unique(targets).numel()), 1))
+    if rejected.size <= cap:
+        return rejected
+    gen = torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), int(cycle), 0x5EC7]).generate_state(1)[0]))
+    pick = torch.randperm(rejected.size, generator=gen)[:cap].numpy()
+    return rejected[np.sort(pick)]
 
 
 class _FitRun:
@@ -240,7 +285,7 @@ class _FitRun:
         last_loss = float("nan")
         with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
             torch.manual_seed(self.torch_seed)
-            step = ParallelStep(self.model, resolve_loss(self.c.loss, self.model.task))  # under DDP: broadcasts rank 0's weights and buffers
+            step = ParallelStep(self.model, _main_loss_kind(self.c, self.model.task), label_smoothing=float(self.c.label_smoothing))  # under DDP: broadcasts rank 0's weights and buffers
             try:
                 for epoch in epochs:
                     last_loss = self._epoch(step, epoch)
