@@ -147,9 +147,12 @@ class MLP(nn.Module):
 class SmallCNN(nn.Module):
     """Small convolutional network for MNIST-sized images.
 
-    ``block1 = Conv3x3(width) -> BN -> ReLU -> MaxPool2``,
-    ``block2 = Conv3x3(2 * width) -> BN -> ReLU -> MaxPool2``,
-    ``fc = Flatten -> Linear(hidden) -> ReLU``, then ``head``.
+    ``blocks`` convolutional blocks, ``block{i} = Conv3x3(width * 2**(i-1)) ->
+    BN -> ReLU -> MaxPool2`` (channels ``width``, ``2 * width``, ``4 * width``,
+    ...), then ``fc = Flatten -> Linear(hidden) -> ReLU``, then ``head``.
+    ``blocks=3`` is the three-convolutional-layer CNN of Kim, Kim & Hwang's
+    MixMNIST comparisons (``"cnn:blocks=3"``); the paper gives no widths, so
+    the same width doubling as the default two blocks is our choice.
 
     Parameters
     ----------
@@ -158,15 +161,19 @@ class SmallCNN(nn.Module):
     num_classes : int, default 10
         Number of outputs.
     image_size : int or (int, int), default 28
-        Input height and width (at least 4 each); fixes the size of ``fc``.
+        Input height and width (at least ``2**blocks`` each); fixes the size of ``fc``.
     width : int, default 32
-        Channels of the first block (the second has ``2 * width``).
+        Channels of the first block (each next block doubles them).
     hidden : int, default 128
         Width of the hidden fully connected layer (``embedding_dim``).
     dropout : float, default 0.0
         Dropout probability on the hidden features before ``head`` (module
         ``drop``; none at 0, so the default network is unchanged).  MC-dropout
         strategies need it > 0.
+    blocks : int, default 2
+        Number of convolutional blocks (at least 1).  The default two give the
+        same modules, parameter names and count as before this option existed,
+        so older checkpoints load.
 
     Attributes
     ----------
@@ -175,10 +182,10 @@ class SmallCNN(nn.Module):
     embedding_dim : int
         ``hidden``.
     stage_names : tuple of str
-        ``("block1", "block2", "fc")``.
+        ``("block1", ..., "block<blocks>", "fc")`` (an instance attribute).
     """
 
-    stage_names: tuple[str, ...] = ("block1", "block2", "fc")
+    stage_names: tuple[str, ...]
 
     def __init__(
         self,
@@ -188,12 +195,14 @@ class SmallCNN(nn.Module):
         width: int = 32,
         hidden: int = 128,
         dropout: float = 0.0,
+        blocks: int = 2,
     ) -> None:
         super().__init__()
         self.dropout = _dropout_p(dropout)
         in_channels = _pos_int("in_channels", in_channels)
         num_classes = _pos_int("num_classes", num_classes)
         width = _pos_int("width", width)
+        blocks = _pos_int("blocks", blocks)
         hidden = _pos_int("hidden", hidden)
         if isinstance(image_size, Sequence) and not isinstance(image_size, str):
             if len(image_size) != 2:
@@ -201,23 +210,19 @@ class SmallCNN(nn.Module):
             h, w = (_pos_int("image_size", s) for s in image_size)
         else:
             h = w = _pos_int("image_size", image_size)
-        if h < 4 or w < 4:
+        side = 2**blocks
+        if h < side or w < side:
             raise InvalidParameterError(
-                f"image_size must be at least 4x4 (two 2x2 poolings), got {h}x{w}"
+                f"image_size must be at least {side}x{side} ({blocks} 2x2 poolings), got {h}x{w}; "
+                f"use fewer blocks or larger images"
             )
-        self.block1 = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        )
-        self.block2 = nn.Sequential(
-            nn.Conv2d(width, 2 * width, 3, padding=1, bias=False),
-            nn.BatchNorm2d(2 * width),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        )
-        flat = 2 * width * (h // 4) * (w // 4)
+        prev = in_channels
+        for i in range(1, blocks + 1):
+            out = width * 2 ** (i - 1)
+            conv = nn.Conv2d(prev, out, 3, padding=1, bias=False)
+            setattr(self, f"block{i}", nn.Sequential(conv, nn.BatchNorm2d(out), nn.ReLU(), nn.MaxPool2d(2)))
+            prev = out
+        flat = prev * (h // side) * (w // side)
         self.fc = nn.Sequential(nn.Flatten(start_dim=1), nn.Linear(flat, hidden), nn.ReLU())
         if self.dropout > 0:
             self.drop = nn.Dropout(self.dropout)
@@ -226,6 +231,8 @@ class SmallCNN(nn.Module):
         self.num_classes = num_classes
         self.image_size = (h, w)
         self.embedding_dim = hidden
+        self.blocks = blocks
+        self.stage_names = (*(f"block{i}" for i in range(1, blocks + 1)), "fc")
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Return the penultimate embedding, shape ``(N, embedding_dim)``."""
@@ -234,7 +241,9 @@ class SmallCNN(nn.Module):
                 f"SmallCNN expects input of shape (N, {self.in_channels}, {self.image_size[0]}, "
                 f"{self.image_size[1]}), got {tuple(x.shape)}"
             )
-        h = self.fc(self.block2(self.block1(x)))
+        for i in range(1, self.blocks + 1):
+            x = getattr(self, f"block{i}")(x)
+        h = self.fc(x)
         return self.drop(h) if self.dropout > 0 else h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -381,7 +390,7 @@ def build_backbone(
         Number of outputs (classes, or regression outputs).
     **kwargs
         Extra constructor arguments (``hidden=``, ``activation=`` for MLP;
-        ``width=``, ``hidden=`` for the CNN; ``dropout=`` for all three).
+        ``width=``, ``hidden=``, ``blocks=`` for the CNN, e.g. ``"cnn:blocks=3"``; ``dropout=`` for all three).
 
     Returns
     -------
