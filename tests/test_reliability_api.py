@@ -294,6 +294,8 @@ TRAIN_CASES = [
     ("lr-zero", lambda: al.TrainConfig(lr=0.0), InvalidParameterError, "lr must be a number in (0, inf), got 0.0"),
     ("lr-nan", lambda: al.TrainConfig(lr=float("nan")), InvalidParameterError, "lr must be a number in (0, inf), got nan"),
     ("grad-clip", lambda: al.TrainConfig(grad_clip=-1.0), InvalidParameterError, "grad_clip must be a number in (0, inf) or None, got -1.0"),
+    ("label-smoothing-one", lambda: al.TrainConfig(label_smoothing=1.0), InvalidParameterError, "label_smoothing must be a number in [0, 1), got 1.0"),
+    ("label-smoothing-mse", lambda: al.TrainConfig(loss="mse", label_smoothing=0.1), InvalidParameterError, "applies to cross-entropy only"),
     ("unknown-field", lambda: al.TrainConfig().replace(epoch=3), InvalidParameterError, "unknown TrainConfig field(s) ['epoch']"),
     pytest.param("lr-string", lambda: al.TrainConfig(lr="0.1"), InvalidParameterError, "lr", marks=_DDP, id="lr-string"),
     pytest.param("lr-inf", lambda: al.TrainConfig(lr=float("inf")), InvalidParameterError, "lr", marks=_DDP, id="lr-inf"),
