@@ -243,6 +243,30 @@ def cluster_fig3() -> str:
     return "\n".join(rows)
 
 
+def mixmnist_generator() -> str:
+    """Ink histograms of real and generated digits (docs/results/mixmnist/generator.json)."""
+    import json
+
+    data = json.loads((RESULTS / "mixmnist" / "generator.json").read_text())
+    rows = ["| images | count | faint 1-63 | mid-gray 64-191 | dark 192-255 | inked pixels per image |", "|---|---:|---:|---:|---:|---:|"]
+    for key, label in (("mnist_train", "MNIST train"), ("ambiguous_ink", "ambiguous, calibrated (default)"), ("ambiguous_none", "ambiguous, uncalibrated (recipe v1)")):
+        d = data[key]
+        bands = " | ".join(f"{100 * v:.1f} %" for v in d["bands"])
+        rows.append(f"| {label} | {d['images']:,} | {bands} | {d['inked_per_image']:.1f} ± {d['inked_per_image_sd']:.1f} |")
+    return "\n".join(rows)
+
+
+def _mixmnist(kind: str, protocol: str = "") -> Callable[[], str]:
+    def build() -> str:
+        import mixmnist  # examples/mixmnist.py
+
+        folder = RESULTS / "mixmnist"
+        if kind == "seeds":
+            return mixmnist.seed_table(folder)
+        return (mixmnist.cost_table if kind == "cost" else mixmnist.stage_table)(folder, protocol)
+    return build
+
+
 #: (page relative to docs/results, table id) -> builder
 TABLES: dict[tuple[str, str], Callable[[], str]] = {
     ("rmnist.md", "rmnist-cdal"): rmnist_cdal,
@@ -259,6 +283,12 @@ TABLES: dict[tuple[str, str], Callable[[], str]] = {
     ("cluster_annotation.md", "cluster-fig3"): cluster_fig3,
     ("cluster_annotation.md", "cluster-long-within-1pt"): lambda: cluster_within_1pt("cluster_annotation_long"),
     ("cluster_annotation.md", "cluster-long-accuracy"): lambda: cluster_accuracy("cluster_annotation_long"),
+    ("mixmnist.md", "mixmnist-generator"): mixmnist_generator,
+    ("mixmnist.md", "mixmnist-paper"): _mixmnist("cost", "paper"),
+    ("mixmnist.md", "mixmnist-paper-stages"): _mixmnist("stages", "paper"),
+    ("mixmnist.md", "mixmnist-equal"): _mixmnist("cost", "equal"),
+    ("mixmnist.md", "mixmnist-equal-stages"): _mixmnist("stages", "equal"),
+    ("mixmnist.md", "mixmnist-seeds"): _mixmnist("seeds"),
 }
 
 
