@@ -34,7 +34,7 @@ from torch import nn
 
 from .exceptions import InvalidInputError
 
-__all__ = ["supcon_loss", "simclr_loss", "random_affine", "augment", "make_encoder", "ContrastiveRepresentation", "FineTunedClassifier"]
+__all__ = ["supcon_loss", "simclr_loss", "random_affine", "augment", "make_encoder", "ContrastiveRepresentation", "FineTunedClassifier", "classifier_set"]
 
 
 def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
@@ -118,6 +118,21 @@ def make_encoder(example: torch.Tensor, dim: int = 128, arch: str = "auto") -> n
         )
     d = int(example.numel())
     return nn.Sequential(nn.Flatten(), nn.Linear(d, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
+
+
+def classifier_set(labeled: np.ndarray, labels: Any, rejected: np.ndarray, k: int, gen: torch.Generator) -> tuple[np.ndarray, torch.Tensor]:
+    """The classifier's training set: ``labeled`` (with ``labels``) plus ``rejected`` as class ``k``.
+
+    The rejected samples are undersampled to the mean in-task class count
+    (``ceil(len(labeled) / distinct labels)``, at least 1): a random subset
+    drawn with ``gen`` when there are more.  Returns (indices, targets).
+    """
+    lab, rej = np.asarray(labeled), np.asarray(rejected)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    cap = max(1, int(np.ceil(lab.size / max(1, np.unique(y.numpy()).size))))
+    if rej.size > cap:
+        rej = rej[torch.randperm(rej.size, generator=gen)[:cap].numpy()]
+    return np.concatenate([lab, rej]), torch.cat([y, torch.full((rej.size,), int(k), dtype=torch.long)])
 
 
 class ContrastiveRepresentation(nn.Module):

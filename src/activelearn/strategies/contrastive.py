@@ -37,44 +37,35 @@ otherwise), ``kmeans_iter``, ``drop_ood_cluster``, ``no_reject_radius``,
 ``contrastive_random`` uses the same clusters and quotas but picks at random
 inside each cluster (the paper's Random(CL)).
 
-Classifier (the accuracy :meth:`evaluate` / :meth:`predict` report, which the
-paper reports for these methods), trained every cycle on the labeled in-task
-samples plus the rejected ones undersampled (seeded) to the mean class count,
-as class K+1:
+Classifier (whose accuracy :meth:`evaluate` reports, as the paper does),
+trained every cycle on the labeled in-task samples plus the rejected ones
+undersampled (seeded) to the mean class count, as class K+1; prediction is the
+argmax over the K task classes.  ``classifier="finetune"`` (default, the
+paper): a COPY of the current contrastive encoder plus a fresh linear layer,
+fine-tuned end to end (:class:`~activelearn.contrastive.FineTunedClassifier`
+states the details: no augmentation, which the paper does not mention for the
+classifier; batch norm in train mode while fine-tuning, eval mode to predict;
+batch order and initialisation from generators derived from ``seed`` and the
+cycle).  The paper trains the representation contrastively across stages and
+fine-tunes a classifier from it; we fine-tune a copy so that acquisition
+(clusters, radii) sees the contrastive representation only: fine-tuning never
+changes it.  ``classifier="probe"``: a linear layer on the frozen, normalised
+features (the behaviour before fine-tuning existed, same numbers).
 
-* ``classifier="finetune"`` (default, the paper): a COPY of the current
-  contrastive encoder plus a fresh linear layer (K+1 outputs), fine-tuned end
-  to end (:class:`~activelearn.contrastive.FineTunedClassifier`: Adam
-  ``classifier_lr`` with ``classifier_weight_decay``, ``classifier_epochs``
-  epochs in batches of ``classifier_batch``, cross-entropy with
-  ``label_smoothing``; no augmentation, as the paper mentions none for the
-  classifier; batch norm in train mode while fine-tuning, eval mode to
-  predict).  The paper trains the representation contrastively across stages
-  and fine-tunes a classifier from it; we fine-tune a copy, so the encoder
-  that drives acquisition (clusters, radii) is the contrastive one only and
-  is never changed by fine-tuning.  The batch order and the linear layer's
-  initialisation come from generators derived from ``seed`` and the cycle.
-* ``classifier="probe"``: a linear layer on the frozen, L2-normalised
-  features (``classifier_steps`` full-batch Adam steps, lr 1e-2), the
-  behaviour before fine-tuning existed (same numbers for the same seed).
-
-Prediction is the argmax over the K task classes.  The strategy's
 :meth:`state_dict` / :meth:`load_state_dict` save and restore the encoder,
 projection head, probe and fine-tuned classifier with the training stage and
-the cycle's clusters, so a checkpoint resumes it exactly (the loop's
-checkpoint holds them).
+the cycle's clusters, so a checkpoint (the loop's holds them) resumes exactly.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
-
 import numbers
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 import torch
 
-from ..contrastive import ContrastiveRepresentation, FineTunedClassifier
+from ..contrastive import ContrastiveRepresentation, FineTunedClassifier, classifier_set
 from ..exceptions import InvalidParameterError
 from ..ops.clustering import kmeans
 from .base import Strategy, a_bool, one_of, optional_int, positive_int
@@ -87,17 +78,13 @@ if TYPE_CHECKING:
 __all__ = ["radius_order", "cluster_quotas", "ContrastiveDistance", "ContrastiveRandom"]
 
 
-def _real_in(low: float, high: float, *, low_open: bool, high_open: bool) -> Callable[[str, Any], None]:
-    """Checker: a real number (not a bool) in the interval from ``low`` to ``high`` (open or closed ends)."""
-    lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+def _real(low: float, high: float = np.inf, *, low_open: bool = False) -> Callable[[str, Any], None]:
+    """Checker: a real number (not a bool, not NaN) in ``[low, high)`` (``(low, high)`` with ``low_open``)."""
 
     def check(name: str, value: Any) -> None:
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(float(value)) if value is not None else False
-        if ok:
-            v = float(value)
-            ok = (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
-        if not ok:
-            raise InvalidParameterError(f"{name} must be a real number in {lo}{low}, {high}{hi}, got {value!r}")
+        real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not (real and (low < value if low_open else low <= value) and value < high):
+            raise InvalidParameterError(f"{name} must be a real number in {'(' if low_open else '['}{low}, {high}), got {value!r}")
 
     return check
 
@@ -163,9 +150,9 @@ class _ContrastiveClusters(Strategy):
         "classifier": one_of("finetune", "probe"),
         "classifier_epochs": positive_int,
         "classifier_batch": positive_int,
-        "classifier_lr": _real_in(0.0, np.inf, low_open=True, high_open=True),
-        "classifier_weight_decay": _real_in(0.0, np.inf, low_open=False, high_open=True),
-        "label_smoothing": _real_in(0.0, 1.0, low_open=False, high_open=True),
+        "classifier_lr": _real(0.0, low_open=True),
+        "classifier_weight_decay": _real(0.0),
+        "label_smoothing": _real(0.0, 1.0),
         "drop_ood_cluster": a_bool,
         "no_reject_radius": one_of("median", "max"),
         "encoder": one_of("auto", "cnn", "mlp"),
@@ -266,19 +253,9 @@ class _ContrastiveClusters(Strategy):
         self._state = {"key": key, "assign": assign.cpu().numpy(), "dist": dist.cpu().numpy(), "k": k, "loss": loss}
         return self._state
 
-    @staticmethod
-    def _classifier_set(pools: "Pools", k: int, gen: torch.Generator) -> tuple[np.ndarray, torch.Tensor]:
-        """Labeled in-task samples plus rejected ones undersampled (with ``gen``) to the mean class count, as class ``k``."""
-        lab, rej = pools.labeled, pools.rejected
-        y = torch.as_tensor(pools.labels_of(lab), dtype=torch.long)
-        cap = max(1, int(np.ceil(lab.size / max(1, np.unique(y.numpy()).size))))
-        if rej.size > cap:
-            rej = rej[torch.randperm(rej.size, generator=gen)[:cap].numpy()]
-        return np.concatenate([lab, rej]), torch.cat([y, torch.full((rej.size,), k, dtype=torch.long)])
-
     def _fit_classifier(self, feats: torch.Tensor, pools: "Pools", k: int, gen: torch.Generator, seed: int) -> None:
         """The probe on frozen features, or a fine-tuned copy of the encoder (see the module docstring)."""
-        idx, targets = self._classifier_set(pools, k, gen)
+        idx, targets = classifier_set(pools.labeled, pools.labels_of(pools.labeled), pools.rejected, k, gen)
         if self._rep is None:
             raise InvalidParameterError("the representation is not trained yet: call select first")
         if self.classifier == "probe":
