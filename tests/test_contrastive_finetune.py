@@ -180,3 +180,29 @@ def test_bad_classifier_parameters_are_refused(param: str, value) -> None:
 def test_good_edge_values_are_accepted() -> None:
     s = al.strategies.get("contrastive_distance", classifier="probe", label_smoothing=0.0, classifier_weight_decay=0, classifier_lr=1)
     assert s.classifier == "probe"
+
+
+def test_a_run_killed_inside_a_cycle_and_resumed_evaluates_identically(tmp_path) -> None:
+    """The loop's checkpoint holds the fine-tuned classifier: resumed inside the last selecting cycle (quota mode,
+    3 select calls), the strategy re-applies the radius rule without refitting and evaluates with the saved network."""
+    import warnings
+
+    from test_contract import Stop, books, build_resume_loop, interrupt
+
+    kw = dict(mode="quota", every=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = build_resume_loop("contrastive_distance", tmp_path / "ref", **kw)
+        ref.run()
+        assert [r.extra.get("select_calls", 0) for r in ref.history.records][1] >= 2
+        loop = build_resume_loop("contrastive_distance", tmp_path / "run", **kw)
+        interrupt(loop, "select", 1, 2)  # cycle 1 is the last that selects: its classifier is the final one
+        with pytest.raises(Stop):
+            loop.run()
+        again = build_resume_loop("contrastive_distance", tmp_path / "run", **kw).restore()
+        again.run()
+    assert books(again) == books(ref)
+    x, y = again.test
+    for name, w in ref.strategy.state_dict()["finetuned"].items():
+        torch.testing.assert_close(again.strategy.state_dict()["finetuned"][name], w, rtol=0, atol=0)
+    assert again.strategy.evaluate(again.model, again.pools, x, y) == ref.strategy.evaluate(ref.model, ref.pools, x, y)
