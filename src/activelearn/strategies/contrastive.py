@@ -366,7 +366,7 @@ class _ContrastiveClusters(Strategy):
         return clf.predict(x, batch_size)
 
     def evaluate(self, model: "ALModel", pools: "Pools", x: torch.Tensor, y: torch.Tensor) -> float:
-        """Accuracy of the representation's classifier, trained for the current cycle if not yet."""
+        """Accuracy of :meth:`predict` (the fine-tuned classifier, or the probe), trained for the current cycle if not yet."""
         self._ensure(model, pools)
         return float((self.predict(x) == torch.as_tensor(y).cpu()).float().mean())
 
