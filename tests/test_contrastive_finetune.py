@@ -12,6 +12,7 @@ from torch import nn
 import activelearn as al
 from activelearn.contrastive import FineTunedClassifier, classifier_set
 from activelearn.exceptions import InvalidParameterError
+from activelearn.strategies.contrastive import ContrastiveDistance
 
 from conftest import blobs
 
@@ -30,14 +31,14 @@ def _pool(kind: str) -> tuple[torch.Tensor, np.ndarray]:
     return x, y
 
 
-def _run(kind: str = "vec", cycles: int = 2, every: int = 4, **params):
+def _run(kind: str = "vec", cycles: int = 2, every: int = 4, cls: type | None = None, **params):
     """16 initial answers (every ``every``-th sample not in task), then ``cycles`` selects of 6, answered each time."""
     x, y = _pool(kind)
     pools = al.Pools(x, num_classes=3)
     oracle = al.SimulatedOracle(y, num_classes=3, in_task=np.arange(len(y)) % every != 0)
     model = al.ALModel(nn.Linear(1, 1), num_classes=3, device="cpu")
     pools.record(oracle.answer(al.Query(np.arange(16))), cycle=0)
-    s = al.strategies.get("contrastive_distance", **{"seed": 3, **SMALL, **params})
+    s = al.strategies.get("contrastive_distance", **{"seed": 3, **SMALL, **params}) if cls is None else cls(**{"seed": 3, **SMALL, **params})
     out: dict = {"x": x, "y": y, "strategy": s, "pools": pools, "model": model, "picks": []}
     for cycle in range(cycles):
         pools.cycle = cycle
@@ -47,26 +48,60 @@ def _run(kind: str = "vec", cycles: int = 2, every: int = 4, **params):
     return out
 
 
-#: computed with the code before fine-tuning existed (commit 22dc594), classifier_steps=4, seed 3, second cycle
-OLD = {
-    "vec": ([[31, 46, 28, 56, 71, 17], [42, 69, 63, 41, 29, 61]],
-            [0.0, 0.04003, -0.039938, 0.0, -0.039986, 0.039963, 0.0, 0.03997, -0.039966, 0.0, -0.038853, 0.039885],
-            "112012012012012012012012012012012012012012012012012012012012012012012012012012212012012012"),
-    "img": ([[79, 80, 23, 38, 16, 67], [42, 63, 28, 49, 77, 26]],
-            [-0.039719, 0.0, 0.040067, 0.039973, 0.0, 0.039964, -0.039992, 0.0, -0.039984, 0.039451, 0.0, 0.039503],
-            "012112012112112012012112112112112112112112012112112112012112112112112112112012112112112112"),
-}
+class _BeforeFineTuning(ContrastiveDistance):
+    """The classifier code as it was before fine-tuning existed (commit 22dc594), copied here as the reference."""
+
+    def _fit_classifier(self, feats, pools, k, gen, seed):
+        lab, rej = pools.labeled, pools.rejected
+        y = torch.as_tensor(pools.labels_of(lab), dtype=torch.long)
+        cap = max(1, int(np.ceil(lab.size / max(1, np.unique(y.numpy()).size))))
+        if rej.size > cap:
+            rej = rej[torch.randperm(rej.size, generator=gen)[:cap].numpy()]
+        idx = torch.from_numpy(np.concatenate([lab, rej])).to(feats.device)
+        targets = torch.cat([y, torch.full((rej.size,), k, dtype=torch.long)])
+        self._rep.fit_classifier(feats[idx], targets, steps=self.classifier_steps)
+
+    @torch.no_grad()
+    def predict(self, x, batch_size=1024):
+        rep = self._rep
+        rep.eval()
+        out = []
+        for s in range(0, len(x), batch_size):
+            f = torch.nn.functional.normalize(rep.encoder(x[s : s + batch_size]).float(), dim=1)
+            out.append(rep.classifier(f)[:, : rep.num_classes].argmax(1).cpu())
+        return torch.cat(out)
 
 
 @pytest.mark.parametrize("kind", ["vec", "img"])
-def test_probe_equals_the_behaviour_before_fine_tuning(kind: str) -> None:
-    run = _run(kind, classifier="probe")
-    picks, weights, preds = OLD[kind]
+def test_probe_equals_the_classifier_before_fine_tuning(kind: str) -> None:
+    new, old = _run(kind, every=2, classifier="probe"), _run(kind, every=2, cls=_BeforeFineTuning, classifier="probe")
+    assert new["picks"] == old["picks"]
+    a, b = new["strategy"].state_dict()["weights"], old["strategy"].state_dict()["weights"]
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+    torch.testing.assert_close(new["strategy"].predict(new["x"]), old["strategy"].predict(old["x"]), rtol=0, atol=0)
+    assert not torch.equal(a["classifier.weight"], torch.zeros_like(a["classifier.weight"]))  # the probe was trained
+
+
+#: computed with the code before fine-tuning existed (commit 22dc594) with one thread: classifier_steps=4, seed 3
+OLD_PICKS = [[31, 46, 28, 56, 71, 17], [42, 69, 63, 41, 29, 61]]
+OLD_WEIGHTS = [0.0, 0.04003, -0.039938, 0.0, -0.039986, 0.039963, 0.0, 0.03997, -0.039966, 0.0, -0.038853, 0.039885]
+OLD_PREDS = "112012012012012012012012012012012012012012012012012012012012012012012012012012212012012012"
+
+
+def test_probe_gives_the_numbers_stored_before_fine_tuning() -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the stored numbers were computed with one thread
+    try:
+        run = _run("vec", classifier="probe")
+    finally:
+        torch.set_num_threads(threads)
     s = run["strategy"]
-    assert run["picks"] == picks
+    assert run["picks"] == OLD_PICKS
     w = s.state_dict()["weights"]["classifier.weight"][:, :3].reshape(-1)
-    np.testing.assert_allclose(w.numpy(), weights, atol=2e-5)
-    assert "".join(map(str, s.predict(run["x"]).tolist())) == preds
+    np.testing.assert_allclose(w.numpy(), OLD_WEIGHTS, atol=2e-5)
+    assert "".join(map(str, s.predict(run["x"]).tolist())) == OLD_PREDS
     assert s.state_dict()["finetuned"] is None
 
 
