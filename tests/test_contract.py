@@ -104,8 +104,8 @@ def test_pools_expose_no_ground_truth() -> None:
 
 #: small settings so that every strategy runs three cycles in well under a second
 FAST_PARAMS: dict[str, dict] = {
-    "contrastive_distance": dict(first_epochs=2, later_epochs=1, batch_size=32, rep_dim=16, proj_dim=16, kmeans_iter=10, classifier_steps=20),
-    "contrastive_random": dict(first_epochs=2, later_epochs=1, batch_size=32, rep_dim=16, proj_dim=16, kmeans_iter=10, classifier_steps=20),
+    "contrastive_distance": dict(first_epochs=2, later_epochs=1, batch_size=32, rep_dim=16, proj_dim=16, kmeans_iter=10, classifier_steps=20, classifier_epochs=2),
+    "contrastive_random": dict(first_epochs=2, later_epochs=1, batch_size=32, rep_dim=16, proj_dim=16, kmeans_iter=10, classifier_steps=20, classifier_epochs=2),
     "ibal_d": dict(ae_epochs=2, latent_dim=4),
     "entropy_d": dict(ae_epochs=2, latent_dim=4),
     "cluster_annotation": dict(scenario="sample+cluster", cluster_size=8, rank="purity"),  # "all" would label the 120 points at once

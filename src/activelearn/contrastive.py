@@ -4,9 +4,12 @@ The representation of Kim, Kim & Hwang: an encoder trained with the SimCLR
 loss on pairs of augmented views of unlabeled samples plus the supervised
 contrastive (SupCon) loss on labeled samples, where every labeled "not in
 task" sample carries the extra class K+1; temperature 0.07; a projection head
-(MLP) to 128-d, L2-normalised.  A linear classifier on the (frozen,
-pre-projection) representation is then fitted on the labeled in-task samples
-with the labeled non-in-task samples undersampled as class K+1.
+(MLP) to 128-d, L2-normalised.  A classifier is then trained on the labeled
+in-task samples with the labeled non-in-task samples undersampled as class
+K+1: either the paper's fine-tuned one (:class:`FineTunedClassifier`: a copy
+of the encoder plus an output linear layer, trained end to end with label
+smoothing) or a linear probe on the frozen, L2-normalised pre-projection
+features (:meth:`ContrastiveRepresentation.fit_classifier`).
 
 Losses (Khosla et al. 2020, "L_out" form; Chen et al. 2020).  For unit rows
 ``z_1..z_M`` with labels ``y`` and temperature ``t``:
@@ -20,6 +23,7 @@ which the only positive of a view is the other view of the same sample.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -30,7 +34,7 @@ from torch import nn
 
 from .exceptions import InvalidInputError
 
-__all__ = ["supcon_loss", "simclr_loss", "random_affine", "augment", "make_encoder", "ContrastiveRepresentation"]
+__all__ = ["supcon_loss", "simclr_loss", "random_affine", "augment", "make_encoder", "ContrastiveRepresentation", "FineTunedClassifier", "classifier_set"]
 
 
 def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
@@ -116,6 +120,21 @@ def make_encoder(example: torch.Tensor, dim: int = 128, arch: str = "auto") -> n
     return nn.Sequential(nn.Flatten(), nn.Linear(d, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
 
 
+def classifier_set(labeled: np.ndarray, labels: Any, rejected: np.ndarray, k: int, gen: torch.Generator) -> tuple[np.ndarray, torch.Tensor]:
+    """The classifier's training set: ``labeled`` (with ``labels``) plus ``rejected`` as class ``k``.
+
+    The rejected samples are undersampled to the mean in-task class count
+    (``ceil(len(labeled) / distinct labels)``, at least 1): a random subset
+    drawn with ``gen`` when there are more.  Returns (indices, targets).
+    """
+    lab, rej = np.asarray(labeled), np.asarray(rejected)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    cap = max(1, int(np.ceil(lab.size / max(1, np.unique(y.numpy()).size))))
+    if rej.size > cap:
+        rej = rej[torch.randperm(rej.size, generator=gen)[:cap].numpy()]
+    return np.concatenate([lab, rej]), torch.cat([y, torch.full((rej.size,), int(k), dtype=torch.long)])
+
+
 class ContrastiveRepresentation(nn.Module):
     """Encoder + projection head (to ``proj_dim``, normalised) + linear classifier (K+1 outputs).
 
@@ -194,6 +213,17 @@ class ContrastiveRepresentation(nn.Module):
             return torch.zeros(0, self.classifier.in_features, device=device)
         return F.normalize(torch.cat(out).float(), dim=1)
 
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """The linear probe's argmax over the K task classes (normalised encoder features), on the CPU."""
+        self.eval()
+        device = next(self.parameters()).device
+        out = []
+        for s in range(0, len(x), batch_size):
+            f = F.normalize(self.encoder(x[s : s + batch_size].to(device)).float(), dim=1)
+            out.append(self.classifier(f)[:, : self.num_classes].argmax(1).cpu())
+        return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+
     def fit_classifier(self, feats: torch.Tensor, y: torch.Tensor, *, steps: int = 300, lr: float = 1e-2) -> None:
         """Full-batch Adam on a fresh linear layer over frozen features (labels 0..K, K = not in task)."""
         nn.init.zeros_(self.classifier.weight)
@@ -205,3 +235,84 @@ class ContrastiveRepresentation(nn.Module):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+
+
+class FineTunedClassifier(nn.Module):
+    """A copy of a contrastive encoder plus a fresh output linear layer, fine-tuned end to end (Kim, Kim & Hwang).
+
+    The paper fine-tunes "the classifier (representation + output linear
+    layer)" for 100 epochs with Adam (lr 1e-3, weight decay 1e-6), batch 32
+    and label smoothing 0.1.  Choices the paper leaves open, stated here:
+
+    * the encoder is a deep copy (``copy.deepcopy``), so fine-tuning never
+      changes the encoder it was copied from;
+    * the linear layer reads the raw (pre-projection, not normalised) encoder
+      output, as in the SupCon reference classifier; it has K+1 outputs and
+      PyTorch's default initialisation, drawn under ``init_seed`` without
+      touching the global RNG;
+    * Adam's ``weight_decay`` is the L2 term added to the gradient (the paper
+      says Adam, not AdamW) and applies to every parameter;
+    * no augmentation (the paper mentions none for the classifier); every
+      epoch is one pass over the training set in a fresh order drawn from
+      ``gen``, the last batch may be smaller;
+    * batch norm is in train mode while fine-tuning and in eval mode for
+      :meth:`predict`.
+    """
+
+    def __init__(self, encoder: nn.Module, rep_dim: int, num_classes: int, *, init_seed: int = 0) -> None:
+        super().__init__()
+        self.num_classes = int(num_classes)
+        self.encoder = copy.deepcopy(encoder)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(init_seed))
+            self.head = nn.Linear(int(rep_dim), self.num_classes + 1)
+        self.head.to(next(self.encoder.parameters()).device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits over the K task classes and the "not in task" class K+1."""
+        return self.head(self.encoder(x).float())
+
+    def fit(
+        self,
+        inputs: Any,
+        indices: np.ndarray,
+        targets: torch.Tensor,
+        *,
+        epochs: int,
+        batch_size: int,
+        lr: float,
+        weight_decay: float,
+        label_smoothing: float,
+        gen: torch.Generator,
+        device: torch.device,
+    ) -> float:
+        """Train on ``inputs(indices)`` with labels ``targets`` (0..K, K = not in task); returns the last epoch's mean loss."""
+        idx = np.asarray(indices)
+        if idx.size == 0:
+            return float("nan")
+        self.to(device).train()
+        opt = torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
+        y_all = targets.to(device)
+        last = float("nan")
+        for _ in range(epochs):
+            perm = torch.randperm(idx.size, generator=gen)
+            total = 0.0
+            for s in range(0, idx.size, batch_size):
+                part = perm[s : s + batch_size]
+                logits = self(inputs(idx[part.numpy()]).to(device))
+                loss = F.cross_entropy(logits, y_all[part.to(device)], label_smoothing=label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * part.numel()
+            last = total / idx.size
+        self.eval()
+        return last
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Argmax over the K task classes (the "not in task" output is left out), in eval mode, on the CPU."""
+        self.eval()
+        device = next(self.parameters()).device
+        out = [self(x[s : s + batch_size].to(device))[:, : self.num_classes].argmax(1).cpu() for s in range(0, len(x), batch_size)]
+        return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)

@@ -15,8 +15,11 @@ Parameters (keyword only): ``first_epochs`` / ``later_epochs`` (contrastive
 epochs at the first / later cycles; an epoch is one pass over the unlabeled
 pool), ``batch_size``, ``lr`` (Adam), ``temperature`` (0.07), ``rep_dim`` /
 ``proj_dim`` (128), ``encoder`` ("auto": a small CNN for images, an MLP
-otherwise), ``kmeans_iter``, ``classifier_steps``, ``drop_ood_cluster``,
-``no_reject_radius``, ``seed``.
+otherwise), ``kmeans_iter``, ``drop_ood_cluster``, ``no_reject_radius``,
+``seed``; the classifier: ``classifier`` ("finetune", the paper, or "probe"),
+``classifier_epochs`` (100), ``classifier_batch`` (32), ``classifier_lr``
+(1e-3), ``classifier_weight_decay`` (1e-6), ``label_smoothing`` (0.1), all for
+"finetune"; ``classifier_steps`` (full-batch Adam steps, "probe" only).
 
 1. k-means with K+1 clusters on the L2-normalised pre-projection features of
    all pool samples;
@@ -34,22 +37,35 @@ otherwise), ``kmeans_iter``, ``classifier_steps``, ``drop_ood_cluster``,
 ``contrastive_random`` uses the same clusters and quotas but picks at random
 inside each cluster (the paper's Random(CL)).
 
-The strategy's :meth:`state_dict` / :meth:`load_state_dict` save and restore
-the encoder, projection head and classifier with the training stage and the
-cycle's clusters, so a checkpoint resumes it exactly (the loop's checkpoint
-holds them).  :meth:`evaluate` gives the accuracy of the linear
-classifier on the representation (the accuracy the paper reports for these
-methods).
+Classifier (whose accuracy :meth:`evaluate` reports, as the paper does),
+trained every cycle on the labeled in-task samples plus the rejected ones
+undersampled (seeded) to the mean class count, as class K+1; prediction is the
+argmax over the K task classes.  ``classifier="finetune"`` (default, the
+paper): a COPY of the current contrastive encoder plus a fresh linear layer,
+fine-tuned end to end (:class:`~activelearn.contrastive.FineTunedClassifier`
+states the details: no augmentation, which the paper does not mention for the
+classifier; batch norm in train mode while fine-tuning, eval mode to predict;
+batch order and initialisation from generators derived from ``seed`` and the
+cycle).  The paper trains the representation contrastively across stages and
+fine-tunes a classifier from it; we fine-tune a copy so that acquisition
+(clusters, radii) sees the contrastive representation only: fine-tuning never
+changes it.  ``classifier="probe"``: a linear layer on the frozen, normalised
+features (the behaviour before fine-tuning existed, same numbers).
+
+:meth:`state_dict` / :meth:`load_state_dict` save and restore the encoder,
+projection head, probe and fine-tuned classifier with the training stage and
+the cycle's clusters, so a checkpoint (the loop's holds them) resumes exactly.
 """
 
 from __future__ import annotations
 
+import numbers
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 import torch
 
-from ..contrastive import ContrastiveRepresentation
+from ..contrastive import ContrastiveRepresentation, FineTunedClassifier, classifier_set
 from ..exceptions import InvalidParameterError
 from ..ops.clustering import kmeans
 from .base import Strategy, a_bool, one_of, optional_int, positive_int
@@ -60,6 +76,22 @@ if TYPE_CHECKING:
     from ..pools import Pools
 
 __all__ = ["radius_order", "cluster_quotas", "ContrastiveDistance", "ContrastiveRandom"]
+
+
+def _real(low: float, high: float = np.inf, *, low_open: bool = False) -> Callable[[str, Any], None]:
+    """Checker: a real number (not a bool, not NaN) in ``[low, high)`` (``(low, high)`` with ``low_open``)."""
+
+    def check(name: str, value: Any) -> None:
+        real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not (real and (low < value if low_open else low <= value) and value < high):
+            raise InvalidParameterError(f"{name} must be a real number in {'(' if low_open else '['}{low}, {high}), got {value!r}")
+
+    return check
+
+
+def _seed_of(*parts: int) -> int:
+    """A 32-bit seed derived from ``parts`` (numpy SeedSequence)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
 def radius_order(dist: np.ndarray, radius: float) -> np.ndarray:
@@ -115,6 +147,12 @@ class _ContrastiveClusters(Strategy):
         "proj_dim": positive_int,
         "kmeans_iter": positive_int,
         "classifier_steps": positive_int,
+        "classifier": one_of("finetune", "probe"),
+        "classifier_epochs": positive_int,
+        "classifier_batch": positive_int,
+        "classifier_lr": _real(0.0, low_open=True),
+        "classifier_weight_decay": _real(0.0),
+        "label_smoothing": _real(0.0, 1.0),
         "drop_ood_cluster": a_bool,
         "no_reject_radius": one_of("median", "max"),
         "encoder": one_of("auto", "cnn", "mlp"),
@@ -124,6 +162,7 @@ class _ContrastiveClusters(Strategy):
     _pools_uid: int | None
     _stages: int
     _state: dict[str, Any] | None
+    _clf: FineTunedClassifier | None
     _input_shape: tuple[int, ...]
 
     def __init__(
@@ -142,6 +181,12 @@ class _ContrastiveClusters(Strategy):
         drop_ood_cluster: bool = True,
         no_reject_radius: str = "median",
         encoder: str = "auto",
+        classifier: str = "finetune",
+        classifier_epochs: int = 100,
+        classifier_batch: int = 32,
+        classifier_lr: float = 1e-3,
+        classifier_weight_decay: float = 1e-6,
+        label_smoothing: float = 0.1,
     ) -> None:
         self.encoder = encoder
         self.seed = seed
@@ -156,6 +201,12 @@ class _ContrastiveClusters(Strategy):
         self.classifier_steps = classifier_steps
         self.drop_ood_cluster = drop_ood_cluster
         self.no_reject_radius = no_reject_radius
+        self.classifier = classifier
+        self.classifier_epochs = classifier_epochs
+        self.classifier_batch = classifier_batch
+        self.classifier_lr = classifier_lr
+        self.classifier_weight_decay = classifier_weight_decay
+        self.label_smoothing = label_smoothing
 
     # ------------------------------------------------------------ state
     def _num_classes(self, pools: "Pools") -> int:
@@ -196,24 +247,28 @@ class _ContrastiveClusters(Strategy):
             )
             self._stages += 1
             feats = rep.features(pools.inputs, np.arange(pools.n), device)
-            self._fit_classifier(feats, pools, k, gen)
+            self._fit_classifier(feats, pools, k, gen, seed)
         assign, centroids = kmeans(feats, min(k + 1, pools.n), n_iter=self.kmeans_iter, seed=seed + int(pools.cycle), device=device)
         dist = (feats - centroids[assign]).norm(dim=1)
         self._state = {"key": key, "assign": assign.cpu().numpy(), "dist": dist.cpu().numpy(), "k": k, "loss": loss}
         return self._state
 
-    def _fit_classifier(self, feats: torch.Tensor, pools: "Pools", k: int, gen: torch.Generator) -> None:
-        """Linear layer on frozen features: labeled in-task samples plus rejected ones undersampled to the mean class count."""
-        lab, rej = pools.labeled, pools.rejected
-        y = torch.as_tensor(pools.labels_of(lab), dtype=torch.long)
-        cap = max(1, int(np.ceil(lab.size / max(1, np.unique(y.numpy()).size))))
-        if rej.size > cap:
-            rej = rej[torch.randperm(rej.size, generator=gen)[:cap].numpy()]
-        idx = torch.from_numpy(np.concatenate([lab, rej])).to(feats.device)
-        targets = torch.cat([y, torch.full((rej.size,), k, dtype=torch.long)])
+    def _fit_classifier(self, feats: torch.Tensor, pools: "Pools", k: int, gen: torch.Generator, seed: int) -> None:
+        """The probe on frozen features, or a fine-tuned copy of the encoder (see the module docstring)."""
+        idx, targets = classifier_set(pools.labeled, pools.labels_of(pools.labeled), pools.rejected, k, gen)
         if self._rep is None:
             raise InvalidParameterError("the representation is not trained yet: call select first")
-        self._rep.fit_classifier(feats[idx], targets, steps=self.classifier_steps)
+        if self.classifier == "probe":
+            self._rep.fit_classifier(feats[torch.from_numpy(idx).to(feats.device)], targets, steps=self.classifier_steps)
+            return
+        cycle = int(pools.cycle)
+        clf = FineTunedClassifier(self._rep.encoder, self.rep_dim, k, init_seed=_seed_of(seed, cycle, 2))
+        shuffle = torch.Generator().manual_seed(_seed_of(seed, cycle, 1))
+        clf.fit(
+            pools.inputs, idx, targets, epochs=self.classifier_epochs, batch_size=self.classifier_batch, lr=self.classifier_lr,
+            weight_decay=self.classifier_weight_decay, label_smoothing=self.label_smoothing, gen=shuffle, device=feats.device,
+        )
+        self._clf = clf
 
     def _plan(self, pools: "Pools", budget: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """Unlabeled members of each cluster (kept clusters first, the dropped one last) and their quotas."""
@@ -240,7 +295,7 @@ class _ContrastiveClusters(Strategy):
 
     # ------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, Any]:
-        """The representation (encoder, projection, classifier weights), its training stage and this cycle's clusters.
+        """The representation (encoder, projection, probe weights), the fine-tuned classifier, the stage and this cycle's clusters.
 
         Empty before the first ``select``.  The clusters (assignments and
         centroid distances of the cycle) are kept so that a run resumed inside
@@ -255,14 +310,16 @@ class _ContrastiveClusters(Strategy):
             "cycle": int(st["key"][1]), "assign": torch.as_tensor(st["assign"]), "dist": torch.as_tensor(st["dist"]),
             "k": int(st["k"]), "loss": float(st["loss"]),
         }
+        clf = getattr(self, "_clf", None)
         return {
             "input_shape": list(self._input_shape), "num_classes": rep.num_classes, "stages": int(self._stages),
             "weights": {k: v.detach().cpu() for k, v in rep.state_dict().items()}, "clusters": clusters,
+            "finetuned": None if clf is None else {k: v.detach().cpu() for k, v in clf.state_dict().items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; the representation is bound to the pools of the next ``select``."""
-        self._rep, self._state, self._stages = None, None, 0
+        self._rep, self._state, self._stages, self._clf = None, None, 0, None
         if not state:
             return
         self._input_shape = tuple(int(s) for s in state["input_shape"])
@@ -270,6 +327,10 @@ class _ContrastiveClusters(Strategy):
             rep = ContrastiveRepresentation(torch.zeros(self._input_shape), int(state["num_classes"]), rep_dim=self.rep_dim, proj_dim=self.proj_dim, arch=self.encoder)
         rep.load_state_dict(state["weights"])
         self._rep, self._stages, self._pools_uid = rep, int(state["stages"]), None  # None: adopt the next pools
+        if state.get("finetuned") is not None:  # absent from checkpoints written before fine-tuning existed
+            clf = FineTunedClassifier(rep.encoder, self.rep_dim, rep.num_classes)
+            clf.load_state_dict(state["finetuned"])
+            self._clf = clf
         c = state["clusters"]
         if c is not None:
             self._state = {"key": (None, int(c["cycle"])), "assign": c["assign"].numpy(), "dist": c["dist"].numpy(), "k": int(c["k"]), "loss": float(c["loss"])}
@@ -281,27 +342,31 @@ class _ContrastiveClusters(Strategy):
             return
         self._pools_uid = pools.uid
         self._rep = rep.to(device)
+        clf = getattr(self, "_clf", None)
+        if clf is not None:
+            self._clf = clf.to(device)
         st = getattr(self, "_state", None)
         if st is not None:
             st["key"] = (pools.uid, st["key"][1])
 
     # ------------------------------------------------------------ evaluation
-    @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """In-task class predictions of the linear classifier (argmax over the K task classes)."""
+        """In-task class predictions (argmax over the K task classes) of the fine-tuned classifier or the probe."""
         rep = getattr(self, "_rep", None)
         if rep is None:
             raise InvalidParameterError("the representation is not trained yet: call select (or evaluate with pools) first")
-        rep.eval()
-        device = next(rep.parameters()).device
-        out = []
-        for s in range(0, len(x), batch_size):
-            f = torch.nn.functional.normalize(rep.encoder(x[s : s + batch_size].to(device)).float(), dim=1)
-            out.append(rep.classifier(f)[:, : rep.num_classes].argmax(1).cpu())
-        return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+        if self.classifier == "probe":
+            return rep.predict(x, batch_size)
+        clf = getattr(self, "_clf", None)
+        if clf is None:
+            raise InvalidParameterError(
+                "no fine-tuned classifier: the state was saved with classifier='probe' or before fine-tuning existed; "
+                "build the strategy with classifier='probe' to use it, or call select on the next cycle"
+            )
+        return clf.predict(x, batch_size)
 
     def evaluate(self, model: "ALModel", pools: "Pools", x: torch.Tensor, y: torch.Tensor) -> float:
-        """Accuracy of the representation's classifier, trained for the current cycle if not yet."""
+        """Accuracy of :meth:`predict` (the fine-tuned classifier, or the probe), trained for the current cycle if not yet."""
         self._ensure(model, pools)
         return float((self.predict(x) == torch.as_tensor(y).cpu()).float().mean())
 
