@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     img, lab = M._load_raw_mnist(None, False)[:2]
     letters, _ = al.datasets.notmnist()
-    result: dict[str, object] = {"bands": "share of inked pixels (value >= 1) at 1-63 / 64-191 / 192-255", "command": "python examples/mixmnist_generator.py " + " ".join(argv or [])}
+    result: dict[str, object] = {"bands": "share of inked pixels (value >= 1) at 1-63 / 64-191 / 192-255", "command": "python examples/mixmnist_generator.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     result["mnist_train"] = stats(img)
     gen = {}
     for cal in ("ink", "none"):
