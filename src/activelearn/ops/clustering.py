@@ -20,6 +20,15 @@ Backends (``backend=``):
   distances computed ``chunk_size`` rows at a time (memory ``chunk_size x k``,
   never ``N x N``).  Same seed, same clusters on the same device; its
   draws differ from scikit-learn's, so the clusters differ too.
+
+Memory on the CPU (``benchmarks/cluster_memory.py``, issue 17): ``x`` itself
+(float32 or float64, C-contiguous: passed to scikit-learn without a copy;
+``copy=False`` lets it centre ``x`` in place), the finiteness check
+``chunk_size`` rows at a time, ``O(N)`` labels and norms, scikit-learn's
+blocks of 256 rows x ``k``; and one transient ``N x d`` array that
+scikit-learn allocates for its tolerance (``np.var(x, axis=0)``, before the
+iterations, whenever ``tol != 0``; ``tol=0`` avoids it but then only strict
+convergence or ``n_iter`` stops the iterations, so the clusters can differ).
 """
 
 from __future__ import annotations
@@ -105,15 +114,25 @@ def _lloyd(t: torch.Tensor, centers: torch.Tensor, n_iter: int, tol: float, chun
     return _assign(t, centers, chunk_size)[0], centers
 
 
+def _all_finite(t: torch.Tensor, chunk_size: int) -> bool:
+    """Whether every entry is finite, ``chunk_size`` rows at a time.
+
+    ``torch.isfinite`` of the whole matrix allocates about 1.75x the features
+    (an ``abs`` copy and three boolean masks; measured by
+    ``benchmarks/cluster_memory.py``): one block bounds that to one chunk.
+    """
+    return all(bool(torch.isfinite(t[s : s + chunk_size]).all()) for s in range(0, t.shape[0], chunk_size))
+
+
 def _check(t: torch.Tensor, k: Any, chunk_size: int, n_iter: int, backend: str) -> None:
     if t.ndim != 2 or t.shape[0] == 0:
         raise InvalidInputError(f"kmeans needs a non-empty N x d matrix, got shape {tuple(t.shape)}")
-    if not torch.isfinite(t).all():
+    if chunk_size < 1 or n_iter < 1:
+        raise InvalidParameterError(f"chunk_size and n_iter must be positive, got {chunk_size}, {n_iter}")
+    if not _all_finite(t, chunk_size):
         raise InvalidInputError("kmeans features hold NaN or Inf; clean them first")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= t.shape[0]:
         raise InvalidParameterError(f"k must be an int in 1..{t.shape[0]} (the number of rows), got {k!r}")
-    if chunk_size < 1 or n_iter < 1:
-        raise InvalidParameterError(f"chunk_size and n_iter must be positive, got {chunk_size}, {n_iter}")
     if backend not in _BACKENDS:
         raise InvalidParameterError(f"backend must be one of {_BACKENDS}, got {backend!r}")
 

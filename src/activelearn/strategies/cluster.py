@@ -154,9 +154,14 @@ class ClusterAnnotation(Strategy):
 
     Notes
     -----
-    Memory: the gathered features of the unlabeled rows (k-means centres
-    them in place, ``copy=False``, instead of copying them), ``O(N)`` labels
-    and scikit-learn's blocks of 256 rows x ``k`` distances.
+    Memory (every rank; measured by ``benchmarks/cluster_memory.py``): the
+    gathered features of the unlabeled rows (k-means centres them in place,
+    ``copy=False``, instead of copying them), ``O(N)`` labels, k-means'
+    finiteness check ``chunk_size`` rows at a time and scikit-learn's blocks
+    of 256 rows x ``k`` distances; plus one transient copy of the features
+    that scikit-learn's ``KMeans`` makes for its tolerance
+    (``np.var(x, axis=0)``, freed before the iterations; see
+    :func:`activelearn.ops.kmeans`).
     seed : int, optional
         Seeds k-means, random cluster choice and a seeded sample strategy.
     """
@@ -271,13 +276,17 @@ class ClusterAnnotation(Strategy):
         return [groups[i] for i in order[:k]]
 
     def _all_clusters(self, pools: "Pools", feats: torch.Tensor, rest: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
-        """The paper's protocol: k-means into exactly ``k`` clusters of ``rest``, every one proposed."""
+        """The paper's protocol: k-means into exactly ``k`` clusters of ``rest``, every one proposed.
+
+        ``feats`` are this call's own gathered rows (never the model's cache
+        or the pool's inputs), so k-means centres them in place (``copy=False``).
+        """
         k = min(k, rest.size)  # fewer unlabeled samples than the budget: one per cluster
         if k == 0:
             return ()
         seed = int(self.rng(pools, 7).integers(2**31 - 1))
         groups = propose_clusters(feats, rest, k, cluster_size=max(rest.size, 1), seed=seed,
-                                  n_iter=self.n_iter, chunk_size=self.chunk_size)
+                                  n_iter=self.n_iter, chunk_size=self.chunk_size, copy=False)
         return tuple(np.sort(g) for g in groups)
 
     def _clusters_then_samples(
