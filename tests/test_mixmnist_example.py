@@ -14,7 +14,7 @@ from activelearn.datasets import mixmnist as M
 from activelearn.exceptions import DatasetNotFoundError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-import mixmnist as ex  # noqa: E402
+import mixmnist as ex
 
 
 def test_baseline_schedule_is_the_papers() -> None:

@@ -30,6 +30,7 @@ come in a fixed seeded stream, so the first n are the same).  The full default b
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from pathlib import Path
@@ -64,7 +65,7 @@ def ink_histogram(images: torch.Tensor, edges: tuple[int, ...] = INK_BANDS) -> n
     inked = counts[edges[0] :].sum()
     if inked == 0:
         raise InvalidInputError("no inked pixel (all values 0): cannot measure an ink histogram")
-    return np.array([counts[a:b].sum() / inked for a, b in zip(edges[:-1], edges[1:])])
+    return np.array([counts[a:b].sum() / inked for a, b in itertools.pairwise(edges)])
 
 
 def intensity_map(generated: torch.Tensor, real: torch.Tensor, levels: int = 1024) -> torch.Tensor:
