@@ -159,16 +159,15 @@ def cost_table(folder: Path, protocol: str) -> str:
     return "\n".join(rows)
 
 
-def stage_table(folder: Path, protocol: str, every: int = 50) -> str:
-    """Cumulative cost (mean over seeds) when each strategy reaches every ``every``-th in-task label."""
+def stage_table(folder: Path, protocol: str) -> str:
+    """Per stage: each strategy's cumulative cost when it holds that many in-task labels, and what the stage cost (mean over seeds)."""
     runs = protocol_rows(load(folder), protocol)
-    marks = [int(n) for n in runs[0][1][0].column("n_labeled") if (int(n) - int(runs[0][1][0].column("n_labeled")[0])) % every == 0]
-    rows = ["| strategy | start | " + " | ".join(f"{m} labels" for m in marks) + " |", "|---|---|" + "---:|" * len(marks)]
-    for name, hs in runs:
-        cells = []
-        for m in marks:
-            cells.append(f"{np.mean([h.column('cost')[list(h.column('n_labeled')).index(m)] for h in hs]):,.0f}")
-        rows.append(f"| {name} | {hs[0].meta['start']} | " + " | ".join(cells) + " |")
+    labels = runs[0][1][0].column("n_labeled")
+    rows = ["| in-task labels | " + " | ".join(f"{name} ({hs[0].meta['start']})" for name, hs in runs) + " |", "|---:|" + "---:|" * len(runs)]
+    costs = [np.mean([h.column("cost") for h in hs], axis=0) for _, hs in runs]
+    for i, n in enumerate(labels):
+        cells = [f"{c[i]:,.0f}" + (f" (+{c[i] - c[i - 1]:.1f})" if i else "") for c in costs]
+        rows.append(f"| {int(n)} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -179,6 +178,21 @@ def seed_table(folder: Path) -> str:
         for h in hs:
             rows.append(f"| {name} | {start} | {h.meta['seed']} | {100 * accuracy_of(h)[-1]:.2f} | {100 * h.metric('accuracy')[-1]:.2f} "
                         f"| {h.column('cost')[-1]:,.0f} | {h.column('cost')[-1] - h.column('n_labeled')[-1]:,.0f} | {h.meta['seconds']:,.0f} |")
+    return "\n".join(rows)
+
+
+def scale_table(folder: Path) -> str:
+    """Cost of the in-task labels after the initial set against pool size: ``folder/n<pool>/`` each an ``--out`` of a short run."""
+    pools = sorted(folder.glob("n*"), key=lambda p: int(p.name[1:]))
+    rows = ["| strategy | start | " + " | ".join(f"pool {int(p.name[1:]):,}" for p in pools) + " |", "|---|---|" + "---:|" * len(pools)]
+    per_pool = [load(p) for p in pools]
+    for start, name in sorted({key for runs in per_pool for key in runs}, key=lambda k: (k[0], ALL.index(k[1]))):
+        cells = []
+        for runs in per_pool:
+            hs = runs.get((start, name), [])
+            extra = [(h.column("cost")[-1] - h.meta["initial_cost"]) / (h.column("n_labeled")[-1] - h.column("n_labeled")[0]) for h in hs]
+            cells.append(f"{np.mean(extra):.2f} ({len(hs)})" if hs else "-")
+        rows.append(f"| {name} | {start} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 

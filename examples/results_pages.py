@@ -261,6 +261,10 @@ def _mixmnist(kind: str, protocol: str = "") -> Callable[[], str]:
         import mixmnist  # examples/mixmnist.py
 
         folder = RESULTS / "mixmnist"
+        if kind == "scale":
+            return mixmnist.scale_table(RESULTS / "mixmnist_scale")
+        if kind == "epochs100":
+            return mixmnist.seed_table(RESULTS / "mixmnist_epochs100")
         if kind == "seeds":
             return mixmnist.seed_table(folder)
         return (mixmnist.cost_table if kind == "cost" else mixmnist.stage_table)(folder, protocol)
@@ -289,6 +293,8 @@ TABLES: dict[tuple[str, str], Callable[[], str]] = {
     ("mixmnist.md", "mixmnist-equal"): _mixmnist("cost", "equal"),
     ("mixmnist.md", "mixmnist-equal-stages"): _mixmnist("stages", "equal"),
     ("mixmnist.md", "mixmnist-seeds"): _mixmnist("seeds"),
+    ("mixmnist.md", "mixmnist-scale"): _mixmnist("scale"),
+    ("mixmnist.md", "mixmnist-epochs100"): _mixmnist("epochs100"),
 }
 
 

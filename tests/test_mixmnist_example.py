@@ -81,7 +81,9 @@ def test_tiny_run_both_protocols_and_tables(tmp_path, monkeypatch) -> None:
     paper, equal = ex.cost_table(out, "paper"), ex.cost_table(out, "equal")
     assert "| random | in_task |" in paper and "| contrastive_random | mixed |" in paper and "| random | mixed |" not in paper
     assert "| random | mixed |" in equal and "| random | in_task |" not in equal
-    assert "10 labels | 20 labels" in ex.stage_table(out, "paper", every=10)
+    stages = ex.stage_table(out, "paper").splitlines()
+    assert stages[0] == "| in-task labels | random (in_task) | contrastive_random (mixed) |" and len(stages) == 2 + 3
+    assert stages[2].startswith("| 10 | 10 | ") and " (+" in stages[3]
     assert ex.seed_table(out).count("\n") == 4
     ex.main(args)  # a second call finds every run saved and runs nothing
     assert ex.load(out)[("in_task", "random")][0].meta["seconds"] == h_in.meta["seconds"]
