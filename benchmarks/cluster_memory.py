@@ -60,15 +60,10 @@ from typing import Any, Callable
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from strategies import status_mib as _status_mib  # noqa: E402  (benchmarks/strategies.py: /proc/self/status fields in MiB)
+
 PARTS = ("isfinite", "var", "sk_nocopy", "sk_copy", "kmeans", "kmeans_copy", "select", "select_purity")
-
-
-def _status_mib(key: str) -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def features(n: int, d: int, seed: int = 0) -> np.ndarray:

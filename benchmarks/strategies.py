@@ -54,7 +54,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MIB = 1024.0**2
 
 
-def _status_mib(key: str) -> float:
+def status_mib(key: str) -> float:
+    """A field of /proc/self/status (VmHWM, VmRSS...) in MiB; NaN when absent."""
     with open("/proc/self/status") as fh:
         for line in fh:
             if line.startswith(key + ":"):
@@ -135,10 +136,10 @@ def peer_worker(args: argparse.Namespace) -> None:
     _, _, fn, module = PEERS[args.strategy]
     importlib.import_module(module)
     values = np.load(args.values)
-    base = _status_mib("VmHWM")
+    base = status_mib("VmHWM")
     t0 = time.perf_counter()
     fn(values, args.budget, 0)
-    print(json.dumps({"seconds": time.perf_counter() - t0, "peak_mib": _status_mib("VmHWM"), "before_mib": base}))
+    print(json.dumps({"seconds": time.perf_counter() - t0, "peak_mib": status_mib("VmHWM"), "before_mib": base}))
 
 
 # --------------------------------------------------------------------------- #
@@ -160,12 +161,12 @@ def worker(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     loop.trainer.fit(loop.model, loop.pools, cycle=0)
     train_s = time.perf_counter() - t0
-    before = _status_mib("VmHWM")
-    rss_before = _status_mib("VmRSS")
+    before = status_mib("VmHWM")
+    rss_before = status_mib("VmRSS")
     t0, c0 = time.perf_counter(), time.process_time()
     first = loop.strategy.select(loop.model, loop.pools, args.budget)
     total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak = _status_mib("VmHWM")
+    peak = status_mib("VmHWM")
     # inference: recompute, timed on its own, exactly the outputs the selection left in the model's cache
     cached = loop.model.output_cache.computed(loop.pools)
     loop.model.output_cache.clear()
