@@ -24,13 +24,16 @@ Parts:
   as :func:`activelearn.ops.kmeans` calls it;
 * ``kmeans`` / ``kmeans_copy``: :func:`activelearn.ops.kmeans` with
   ``copy=False`` / ``True`` (our validation + scikit-learn + labels to torch);
+  ``kmeans_tol0``: ``copy=False, tol=0`` (scikit-learn skips its tolerance's
+  ``np.var``);
 * ``select``: one ``cluster_annotation`` selection (``scenario="cluster"``,
   ``rank="all"``, ``feature="inputs"``, budget ``k``) on a pool whose inputs
   are the features: the gathered unlabeled features plus everything the
   strategy does with them;
 * ``select_purity``: the same with ``rank="purity"`` (``cluster_size=75``,
   the configuration of the 180,000-sample row measured before ``rank="all"``
-  became the default), budget 500.
+  became the default), budget 500;
+* ``select_tol0``: ``select`` with the strategy's ``tol=0``.
 
 Memory does not depend on the number of Lloyd iterations, so ``--n-iter``
 (default 3) keeps the runs short.  ``--chunk-size`` (default 16,384, the
@@ -63,7 +66,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from strategies import status_mib as _status_mib  # noqa: E402  (benchmarks/strategies.py: /proc/self/status fields in MiB)
 
-PARTS = ("isfinite", "var", "sk_nocopy", "sk_copy", "kmeans", "kmeans_copy", "select", "select_purity")
+PARTS = ("isfinite", "var", "sk_nocopy", "sk_copy", "kmeans", "kmeans_copy", "kmeans_tol0", "select", "select_purity", "select_tol0")
 
 
 def features(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -91,14 +94,15 @@ def _part(name: str, x: np.ndarray, k: int, n_iter: int, chunk: int) -> Callable
         return lambda: np.var(x, axis=0)
     if name in ("sk_nocopy", "sk_copy"):
         return lambda: KMeans(n_clusters=k, n_init=1, max_iter=n_iter, random_state=0, tol=1e-6, copy_x=name == "sk_copy").fit(x)
-    if name in ("kmeans", "kmeans_copy"):
-        return lambda: kmeans(t, k, n_iter=n_iter, seed=0, chunk_size=chunk, copy=name == "kmeans_copy")
-    if name in ("select", "select_purity"):
+    if name in ("kmeans", "kmeans_copy", "kmeans_tol0"):
+        tol = 0.0 if name == "kmeans_tol0" else 1e-6
+        return lambda: kmeans(t, k, n_iter=n_iter, seed=0, chunk_size=chunk, copy=name == "kmeans_copy", tol=tol)
+    if name in ("select", "select_purity", "select_tol0"):
         pools = al.Pools(t, num_classes=2)
         model = al.ALModel(MLP(x.shape[1], 2, hidden=(4,)), num_classes=2, device="cpu", seed=0)
-        rank, budget = ("all", k) if name == "select" else ("purity", 500)
+        rank, budget = ("purity", 500) if name == "select_purity" else ("all", k)
         strategy = al.strategies.get("cluster_annotation", scenario="cluster", rank=rank, cluster_size=75, feature="inputs",
-                                     n_iter=n_iter, chunk_size=chunk, seed=0)
+                                     n_iter=n_iter, chunk_size=chunk, seed=0, tol=0.0 if name == "select_tol0" else 1e-6)
         return lambda: strategy.select(model, pools, budget)
     raise SystemExit(f"unknown part {name!r}; choose from {PARTS}")
 

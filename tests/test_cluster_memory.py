@@ -66,3 +66,32 @@ def test_kmeans_checks_finiteness_one_chunk_at_a_time(monkeypatch: pytest.Monkey
         al.ops.kmeans(bad, 3, chunk_size=16)
     with pytest.raises(al.exceptions.InvalidParameterError, match="chunk_size and n_iter must be positive"):
         al.ops.kmeans(bad, 3, chunk_size=0)
+
+
+@pytest.mark.parametrize("rank", ["all", "purity"])
+@pytest.mark.parametrize("tol", [0.0, 1e-6, 0.5])
+def test_the_strategy_passes_its_tolerance_to_kmeans(monkeypatch: pytest.MonkeyPatch, rank: str, tol: float) -> None:
+    """``tol`` reaches scikit-learn's ``KMeans`` (``tol=0`` skips its features-sized ``np.var`` temporary)."""
+    from sklearn.cluster import KMeans
+
+    seen: list[float] = []
+    fit = KMeans.fit
+
+    def spy(self, X, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(self.tol)
+        return fit(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(KMeans, "fit", spy)
+    s = make_setup("cluster_annotation", params={"rank": rank, "tol": tol})
+    s.strategy.select(s.model, s.pools, 5)
+    assert seen == [tol]
+
+
+def test_default_tolerance_is_the_one_the_committed_results_used() -> None:
+    assert al.strategies.get("cluster_annotation").tol == 1e-6
+
+
+@pytest.mark.parametrize("bad", [-1e-9, float("inf"), float("nan"), "0", True])
+def test_bad_tolerance_is_refused(bad: object) -> None:
+    with pytest.raises(al.exceptions.InvalidParameterError, match="tol must be a finite number >= 0"):
+        al.strategies.get("cluster_annotation", tol=bad)

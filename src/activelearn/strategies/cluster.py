@@ -81,6 +81,11 @@ def _fraction(name: str, value: Any) -> None:
         raise InvalidParameterError(f"{name} must be a fraction in [0, 1], got {value!r}")
 
 
+def _tolerance(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) < float("inf"):
+        raise InvalidParameterError(f"{name} must be a finite number >= 0 (0: no tolerance stop, n_iter iterations or strict convergence), got {value!r}")
+
+
 def _sample_name(name: str, value: Any) -> None:
     if not isinstance(value, str):
         raise InvalidParameterError(f"{name} must be the registry name of a sample strategy, got {value!r}")
@@ -98,6 +103,7 @@ def propose_clusters(
     chunk_size: int = 16384,
     sklearn_below: int = 0,
     copy: bool = True,
+    tol: float = 1e-6,
 ) -> list[np.ndarray]:
     """k-means over ``features`` (rows of ``indices``) into groups of ``cluster_size`` on average.
 
@@ -106,11 +112,12 @@ def propose_clusters(
     clusters, the largest ones are halved until there are enough.  Returns the
     non-empty groups as arrays of pool indices.  k-means is
     :func:`activelearn.ops.kmeans` (scikit-learn's ``KMeans`` on the CPU);
-    ``copy=False`` lets it centre ``features`` in place (see there).
+    ``copy=False`` lets it centre ``features`` in place and ``tol`` is its
+    stopping tolerance (see there).
     """
     n = indices.size
     k = int(min(n, max(round(n / cluster_size), n_clusters, 1)))
-    labels, _ = kmeans(features, k, n_iter=n_iter, seed=seed, chunk_size=chunk_size, copy=copy)
+    labels, _ = kmeans(features, k, n_iter=n_iter, seed=seed, chunk_size=chunk_size, copy=copy, tol=tol)
     lab = labels.cpu().numpy()
     order = np.argsort(lab, kind="stable")
     cuts = np.flatnonzero(np.diff(lab[order])) + 1
@@ -148,6 +155,12 @@ class ClusterAnnotation(Strategy):
     n_iter, chunk_size : int
         k-means iterations and distance block rows (torch path only, used for
         features on a GPU).
+    tol : float
+        k-means' stopping tolerance (:func:`activelearn.ops.kmeans`; default
+        1e-6, with which the committed results were made).  ``tol=0`` stops
+        only at ``n_iter`` iterations or strict convergence (the paper's
+        fixed iteration count) and spares scikit-learn's features-sized
+        tolerance temporary (see Notes); the clusters can differ.
     sklearn_below : int
         Deprecated, ignored: k-means runs in scikit-learn for features on the
         CPU (see :func:`activelearn.ops.kmeans`).
@@ -158,10 +171,12 @@ class ClusterAnnotation(Strategy):
     gathered features of the unlabeled rows (k-means centres them in place,
     ``copy=False``, instead of copying them), ``O(N)`` labels, k-means'
     finiteness check ``chunk_size`` rows at a time and scikit-learn's blocks
-    of 256 rows x ``k`` distances; plus one transient copy of the features
-    that scikit-learn's ``KMeans`` makes for its tolerance
-    (``np.var(x, axis=0)``, freed before the iterations; see
-    :func:`activelearn.ops.kmeans`).
+    of 256 rows x ``k`` distances; plus, unless ``tol=0``, one transient
+    copy of the features that scikit-learn's ``KMeans`` makes for its
+    tolerance (``np.var(x, axis=0)``, freed before the iterations; see
+    :func:`activelearn.ops.kmeans`).  With ``tol=0`` the peak is the gathered
+    features + ``O(N)`` + one chunk (the finiteness check, ``chunk_size``
+    rows, or scikit-learn's blocks, whichever is larger).
     seed : int, optional
         Seeds k-means, random cluster choice and a seeded sample strategy.
     """
@@ -177,6 +192,7 @@ class ClusterAnnotation(Strategy):
         "cluster_size": positive_int,
         "rank": one_of("all", "purity", "compact", "random"),
         "n_iter": positive_int,
+        "tol": _tolerance,
         "chunk_size": positive_int,
         "sklearn_below": optional_int,
         "seed": optional_int,
@@ -193,6 +209,7 @@ class ClusterAnnotation(Strategy):
         rank: str = "all",
         feature: str = "embeddings",
         n_iter: int = 30,
+        tol: float = 1e-6,
         chunk_size: int = 16384,
         sklearn_below: int = 0,
         seed: int | None = None,
@@ -205,6 +222,7 @@ class ClusterAnnotation(Strategy):
         self.rank = rank
         self.feature = feature
         self.n_iter = n_iter
+        self.tol = tol
         self.chunk_size = chunk_size
         self.sklearn_below = sklearn_below
         self.seed = seed
@@ -249,7 +267,7 @@ class ClusterAnnotation(Strategy):
         rng = self.rng(pools, 7)
         groups = propose_clusters(
             feats, rest, n_clusters, cluster_size=self.cluster_size, seed=int(rng.integers(2**31 - 1)),
-            n_iter=self.n_iter, chunk_size=self.chunk_size, copy=False,
+            n_iter=self.n_iter, chunk_size=self.chunk_size, copy=False, tol=self.tol,
         )
         row = np.empty(pools.n, dtype=np.int64)
         row[rest] = np.arange(rest.size)
@@ -286,7 +304,7 @@ class ClusterAnnotation(Strategy):
             return ()
         seed = int(self.rng(pools, 7).integers(2**31 - 1))
         groups = propose_clusters(feats, rest, k, cluster_size=max(rest.size, 1), seed=seed,
-                                  n_iter=self.n_iter, chunk_size=self.chunk_size, copy=False)
+                                  n_iter=self.n_iter, chunk_size=self.chunk_size, copy=False, tol=self.tol)
         return tuple(np.sort(g) for g in groups)
 
     def _clusters_then_samples(
