@@ -104,3 +104,56 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ---------------------------------------------------------------- tables of docs/reliability.md
+def module_of(name: str) -> str:
+    """``activelearn.ops.kcenter.x_f__mutmut_3`` -> ``ops.kcenter``."""
+    return ".".join(name.split(".")[1:3])
+
+
+def _counts(summary: dict[str, Any], names: set[str] | None = None) -> dict[str, collections.Counter[str]]:
+    """Per module: killed / total (``names``: restrict to these mutants; killed ones are only counted, so
+    ``names`` must cover every mutant the summary holds, which a sample run's summary does)."""
+    out: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for f, counts in summary["functions"].items():
+        for status, n in counts.items():
+            out[module_of(f)]["total"] += n
+            out[module_of(f)]["killed"] += n if status in KILLED else 0
+    return out
+
+
+def sample_table(folder: Path) -> str:
+    """Killed / sampled per module before and after, and what became of the survivors (docs/reliability.md)."""
+    sample = json.loads((folder / "sample.json").read_text())
+    before = json.loads((folder / "before.json").read_text())
+    after = json.loads((folder / "after.json").read_text())
+    harmless = json.loads((folder / "harmless.json").read_text())
+    b, a = _counts(before), _counts(after)
+    left: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for name, status in after["not_killed"].items():
+        left[module_of(name)]["harmless" if name in harmless else status] += 1
+    rows = ["| module | mutants | sampled | killed before | killed after | left: harmless | left: survived | left: no tests |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    tot = collections.Counter()
+    for mod in sample["population"]:
+        n = b[mod]["total"]
+        if a[mod]["total"] != n:
+            raise ValueError(f"{mod}: {n} mutants before, {a[mod]['total']} after")
+        row = (sample["population"][mod], n, b[mod]["killed"], a[mod]["killed"], left[mod]["harmless"], left[mod]["survived"], left[mod]["no tests"])
+        for key, v in zip(("pop", "n", "kb", "ka", "h", "s", "nt"), row):
+            tot[key] += v
+        rows.append(f"| {mod} | {row[0]:,} | {n} | {row[2]} ({100 * row[2] / n:.0f} %) | {row[3]} ({100 * row[3] / n:.0f} %) | {row[4]} | {row[5]} | {row[6]} |")
+    rows.append(f"| **all** | {tot['pop']:,} | {tot['n']} | {tot['kb']} ({100 * tot['kb'] / tot['n']:.0f} %) | {tot['ka']} ({100 * tot['ka'] / tot['n']:.0f} %) "
+                f"| {tot['h']} | {tot['s']} | {tot['nt']} |")
+    return "\n".join(rows)
+
+
+def harmless_table(folder: Path, prefix: str = "") -> str:
+    """The survivors judged harmless, with the reason (docs/reliability.md)."""
+    harmless = json.loads((folder / "harmless.json").read_text())
+    rows = ["| mutant | why it cannot change a result |", "|---|---|"]
+    for name, why in sorted(harmless.items()):
+        if name.startswith(prefix):
+            rows.append(f"| `{name.removeprefix('activelearn.')}` | {why} |")
+    return "\n".join(rows)

@@ -213,10 +213,10 @@ CHUNKS = {
     "ibal": "chunk: IBAL scored 16,384 rows at a time (float64 copies of one block)",
     "ibal_d": "chunk: IBAL 16,384 rows at a time; latent distances min(65,536, 2^21 // |L|) rows x |L|",
     "entropy_d": "chunk: latent distances min(65,536, 2^21 // |L|) rows x |L|",
-    "cluster_annotation": ("chunk: k-means' NaN check 16,384 rows x 256 at a time (~28 MiB, since issue 17; whole matrix "
-                           "before) and scikit-learn KMeans blocks of 256 rows x k; the gathered unlabeled features "
-                           "(179,500 x 256 float32, 175 MiB) are centred in place, not copied (under every rank since issue 17); "
-                           "see the paragraph under the table"),
+    "cluster_annotation": ("chunk: k-means' finiteness check 16,384 rows x 256 at a time (~28 MiB) and scikit-learn KMeans "
+                           "blocks of 256 rows x k; the gathered unlabeled features (179,500 x 256 float32, 175 MiB) are "
+                           "centred in place, not copied; with the default tol, scikit-learn's tolerance also allocates one "
+                           "features-sized temporary (tol=0 row: without it); see the paragraph under the table"),
     "batchbald": ("chunk: max_elements = 2^24 float64 values (128 MiB) of M x rows x C per scoring block, overwritten in "
                   "place; candidates' K x C log-probabilities are the features"),
 }
@@ -224,30 +224,27 @@ CHUNKS = {
 
 #: paragraphs printed under the table, per strategy (findings that do not fit a note)
 BELOW = {
-    "cluster_annotation": ("**cluster_annotation memory (issue 17).** The row above was measured before issue 17 with `rank=\"purity\"` (the default "
-                           "then: 2,393 clusters of 75 members, 500 proposed, 62,138 samples). Small-scale measurement: "
-                           "`OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/cluster_memory.py [--chunk-size 2048]` (one fresh "
-                           "subprocess per part and N; synthetic float32 features N x 256 in clusters of 75, N = 10,000 / 20,000 / "
-                           "40,000; peak RSS added, VmHWM after a reset; torch's CPU allocations do not show in tracemalloc, "
-                           "numpy's do; rows in `results_cluster_memory.jsonl`, `code` before / after). Fits added = a N + b, a in MiB per 1,000 rows (the "
-                           "features are 0.977), extrapolated to N = 179,500 (features 175 MiB): k-means' NaN check "
-                           "`torch.isfinite(x).all()` on the whole matrix (an abs copy and three boolean masks) a = 1.71, 307 MiB; "
-                           "scikit-learn `KMeans(copy_x=False).fit` a = 0.98, 175 MiB, all of it the `np.var(X, axis=0)` temporary "
-                           "of its tolerance (`np.var` alone: a = 0.98, 176 MiB); `copy_x=True` a = 1.96, 351 MiB. Whole selection "
-                           "(`feature=\"inputs\"`: gathered features + everything after), before: `rank=\"purity\"` a = 2.72, "
-                           "488 MiB (gathered 175 + NaN check 306 + O(N)), `rank=\"all\"` a = 2.95, 531 MiB (gathered + a copy "
-                           "for k-means, `copy=True` + the `np.var` temporary). So the ~276 MiB not attributed in the row were the "
-                           "whole-matrix NaN check (old `kmeans(copy=False)` a = 1.71, 306 MiB; 182 cached + 488 = 670 predicted vs 633 measured). "
-                           "Fixed: the NaN check runs `chunk_size` rows at a time (the chunk: 16,384 x 256 float32 x ~1.75 = "
-                           "28 MiB), and `rank=\"all\"` (the default since) lets k-means centre its own gathered rows in place "
-                           "(`copy=False`, same picks; tests/test_cluster_memory.py). After (`--chunk-size 2048` to separate the "
-                           "chunk): both ranks a = 1.97-1.98, b = 0.8-0.9 MiB, 355-356 MiB at 179,500, i.e. selection adds the "
-                           "cached outputs (182) + ~356 = ~538 MiB (not re-measured at 180,000). Not met by one transient N x d "
-                           "array (175 MiB): scikit-learn's `_tolerance` computes `np.var(X, axis=0)`, which allocates `X - mean` "
-                           "in full, before the iterations; it is scikit-learn's, avoidable only with `tol=0` (a different stopping "
-                           "rule, picks can change) or its private API, so it stays: peak = cached outputs + gathered features + "
-                           "the larger of that temporary and the 28 MiB chunk (they do not overlap) + O(N) (labels, norms: "
-                           "2 MiB at 179,500) + scikit-learn's 256 x k blocks per thread."),
+    "cluster_annotation": ("**cluster_annotation memory (issue 17).** Both rows: `rank=\"all\"` (the default: k-means into 500 clusters "
+                           "of all 179,500 unlabeled samples, every cluster proposed), measured one after the other on a loaded machine "
+                           "(load 10; wall seconds are mostly waiting, see the CPU column). Added by select: default `tol=1e-6` 593 MiB, "
+                           "`tol=0` 395 MiB; the 198 MiB between them is scikit-learn's tolerance, `np.var(X, axis=0)`, which allocates "
+                           "`X - mean` in full (175 MiB) before the iterations and is skipped when `tol=0`. With `tol=0` the selection adds "
+                           "the model's cached embeddings of the pool (180,000 x 256 float32, 176 MiB, kept for later calls as for every "
+                           "strategy that reads embeddings), the gathered unlabeled rows k-means clusters (175 MiB, centred in place; "
+                           "scikit-learn takes one contiguous array) and 44 MiB for the rest: O(N) labels and norms, the finiteness check's "
+                           "chunk (16,384 x 256, ~28 MiB) and scikit-learn's 256 x k distance blocks; that is the features + O(N) + one "
+                           "chunk. The default stays `tol=1e-6` because the committed cluster-annotation results were made with it; "
+                           "`tol=0` stops only at `n_iter` (30) iterations or strict convergence (the paper runs a fixed 40) and can "
+                           "change the clusters. Small-scale fits (`OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/cluster_memory.py "
+                           "--parts kmeans,kmeans_tol0,select,select_tol0 --chunk-size 2048`, synthetic float32 N x 256 in clusters of 75, "
+                           "N = 10,000 / 20,000 / 40,000, one fresh subprocess each; rows `code: tol` in `results_cluster_memory.jsonl`), "
+                           "added = a N + b extrapolated to 179,500: `kmeans` a = 0.977 MiB per 1,000 rows (175 MiB, all of it the "
+                           "`np.var` temporary), `kmeans_tol0` 0.088 (19 MiB), `select` 1.975 (355 MiB), `select_tol0` 1.076 (198 MiB: the "
+                           "gathered rows + 23); with the cached embeddings that predicts 531 and 374 MiB against the 593 and 395 measured. "
+                           "History: before issue 17 the row (`rank=\"purity\"`, then the default) added 633 MiB, of which ~276 MiB were "
+                           "k-means' whole-matrix NaN check (`torch.isfinite` on all rows, ~1.75x the features; now one chunk at a time) "
+                           "and `rank=\"all\"` made k-means copy the gathered rows (`copy_x=True`; now `copy=False`); `code` before / after "
+                           "rows of `results_cluster_memory.jsonl`, tests in tests/test_cluster_memory.py."),
 }
 
 
