@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from activelearn.exceptions import InvalidInputError, InvalidParameterError
+from activelearn.ops import jenks as jenks_mod
 from activelearn.ops.jenks import jenks_breaks, jenks_labels
 
 
@@ -218,3 +219,40 @@ def test_n_classes_errors_messages() -> None:
             jenks_breaks(x, bad)
     assert jenks_breaks(x, 3) == [1.0, 1.0, 2.0, 3.0]
     assert jenks_breaks(x, np.int32(3)) == [1.0, 1.0, 2.0, 3.0]
+
+
+# --------------------------------------------------------------------------- #
+# the near-tie resolution (non-integer data)
+# --------------------------------------------------------------------------- #
+def test_values_far_from_zero_match_jenkspy() -> None:
+    """1e6 + U(0, 1): the rounding tolerance of the tie resolver is large; every candidate start is valid."""
+    jenkspy = pytest.importorskip("jenkspy")
+    rng = np.random.default_rng(0)
+    for shift in (1e5, 1e6, 1e7):
+        x = rng.uniform(size=200) + shift
+        for k in (2, 3, 4):
+            assert jenks_breaks(x, k) == [float(v) for v in jenkspy.jenks_breaks(x, n_classes=k)], (shift, k)
+
+
+def test_exhausted_tie_budget_falls_back_to_the_prefix_sum_optimum(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Symmetric values with exact ties: the resolver re-decides them with jenkspy's arithmetic; when its
+    work budget is exhausted the prefix-sum optimum (equal cost up to rounding) is kept instead."""
+    x = np.concatenate([np.arange(6) * 0.1, -np.arange(6) * 0.1])
+    resolved = jenks_breaks(x, 2)
+    assert resolved == brute_breaks(x, 2) == fisher_breaks(x, 2) == [-0.5, 0.0, 0.5]
+
+    original = jenks_mod._TieResolver
+
+    def no_budget(*args: object, budget: int, **kwargs: object) -> object:
+        return original(*args, budget=0, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jenks_mod, "_TieResolver", no_budget)
+    fallback = jenks_breaks(x, 2)
+    assert fallback == [-0.5, -0.1, 0.5]  # the other partition of (nearly) equal cost
+    xs = np.sort(x)
+
+    def cost(breaks: list[float]) -> float:
+        labels = jenks_labels(xs, breaks)
+        return float(sum(((xs[labels == j] - xs[labels == j].mean()) ** 2).sum() for j in range(2)))
+
+    assert cost(fallback) == pytest.approx(cost(resolved), rel=1e-12)
