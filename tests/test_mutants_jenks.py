@@ -256,3 +256,14 @@ def test_exhausted_tie_budget_falls_back_to_the_prefix_sum_optimum(monkeypatch: 
         return float(sum(((xs[labels == j] - xs[labels == j].mean()) ** 2).sum() for j in range(2)))
 
     assert cost(fallback) == pytest.approx(cost(resolved), rel=1e-12)
+
+
+def test_values_whose_squares_underflow() -> None:
+    """|x| ~ 1e-170: every square underflows to 0, so every class cost is 0 and all partitions tie; the
+    tie rule then gives the earliest starts, as jenkspy does."""
+    x = np.array([0.0, 1e-170, 2e-170, 3e-170, 5e-170])
+    assert jenks_breaks(x, 2) == [0.0, 0.0, 5e-170]
+    assert jenks_breaks(x, 3) == [0.0, 0.0, 1e-170, 5e-170]
+    jenkspy = pytest.importorskip("jenkspy")
+    for k in (2, 3, 4):
+        assert jenks_breaks(x, k) == [float(v) for v in jenkspy.jenks_breaks(x, n_classes=k)]
