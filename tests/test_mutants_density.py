@@ -224,3 +224,12 @@ def test_defaults_are_the_documented_ones() -> None:
     np.testing.assert_allclose(got, reference_knn(z, 20, "cosine"), rtol=1e-12, atol=1e-12)
     assert not np.allclose(got, reference_knn(z, 21, "cosine"), rtol=1e-9, atol=0)
     np.testing.assert_array_equal(knn_density(z, 20, metric="cosine", chunk_size=4096, device="cpu").numpy(), got)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_panel_path_matches_definition() -> None:
+    """Chunks of m = 301 > 256 rows on CUDA: the panel buffers and accumulators live on the device."""
+    z = _data(602, 4, seed=3, zeros=2)
+    got = lsh_density(z, 2, seed=5, device="cuda")
+    assert got.device.type == "cuda"
+    np.testing.assert_allclose(got.cpu().numpy(), reference_lsh(z, 2, 1, 5), rtol=1e-10, atol=1e-10)
