@@ -279,3 +279,105 @@ def test_coreset_without_labels_starts_from_its_seeded_first_center(monkeypatch:
         np.testing.assert_array_equal(al.strategies.get("coreset", seed=seed).select(model, pools, 5), want)
         firsts.add(int(want[0]))
     assert len(firsts) > 1  # the seed matters
+
+
+# ------------------------------------------------------------------ error messages name the strategy
+def test_strategies_refuse_a_head_without_a_softmax_and_name_themselves() -> None:
+    _, pools = _setup_probs()
+    model = _logit_model(3)
+    for ext in al.strategies.get("ncenet").model_extensions():
+        model.attach(ext)
+    assert not model.probs_sum_to_one
+    for name in ("badge", "cdal", "entropy", "margin"):
+        with pytest.raises(al.exceptions.InvalidInputError, match=rf"^'{name}' needs class probabilities that sum to one"):
+            al.strategies.get(name).select(model, pools, 2)
+
+
+def test_expand_squeeze_refuses_cluster_queries_and_says_what_to_use() -> None:
+    model, pools = _setup_probs()
+    s = al.strategies.get("cluster_annotation+entropy", seed=0)
+    with pytest.raises(InvalidParameterError, match=r"^'cluster_annotation' returned a cluster Query.*use a candidate strategy that returns indices \(e\.g\. 'dacs', 'coreset', 'random'\)$"):
+        s.select(model, pools, 2)
+
+
+# ------------------------------------------------------------------ Random(CL) quotas
+@pytest.mark.parametrize(
+    ("sizes", "budget", "want"),
+    [
+        ([50, 30, 20], 10, [5, 3, 2]),  # exact shares
+        ([3, 5], 1, [0, 1]),  # one pick: the largest remainder (5/8 > 3/8)
+        ([2, 100], 50, [1, 49]),  # shares 0.98 and 49.02: the remainder goes to the small cluster
+        ([1, 1, 1], 2, [1, 1, 0]),  # equal remainders: lowest cluster first
+        ([1, 4, 20], 12, [0, 2, 10]),  # 0.48, 1.92, 9.6: floors 0, 1, 9, then .92 and .6 get the two left
+        ([2, 3], 10, [2, 3]),  # budget above the total: every member
+    ],
+)
+def test_cluster_quotas_are_largest_remainder_by_hand(sizes: list[int], budget: int, want: list[int]) -> None:
+    from activelearn.strategies.contrastive import cluster_quotas
+
+    assert cluster_quotas(np.array(sizes), budget).tolist() == want
+
+
+# ------------------------------------------------------------------ DACS
+def test_group_budgets_refuse_a_negative_size() -> None:
+    from activelearn.strategies.dacs import group_budgets
+
+    with pytest.raises(al.exceptions.InvalidInputError, match="counts >= 0"):
+        group_budgets([3, -1, 5], 2)
+
+
+@pytest.mark.parametrize("n_rounds", [1, 2])
+def test_dacs_select_defaults_and_unlabeled_start_by_hand(n_rounds: int) -> None:
+    """Nothing labeled, default groups (4) and buckets (100): each group's picks are its own cosine k-center from ``kc_seed + g``."""
+    from activelearn.ops.density import lsh_density
+    from activelearn.strategies.dacs import dacs_select
+
+    z = torch.randn(300, 8, generator=torch.Generator().manual_seed(0)) * torch.linspace(0.2, 2.0, 300)[:, None]
+    picks, info = dacs_select(z, np.zeros((0, 8)), 20, seed=6, n_rounds=n_rounds, return_info=True)
+    assert len(info["breaks"]) - 1 == 4 and info["n_buckets"] == 100
+    zn = torch.nn.functional.normalize(z, dim=1)
+    lsh_seed, kc_seed = (int(s) for s in np.random.SeedSequence(6).generate_state(2) % (2**31 - 1))
+    np.testing.assert_allclose(info["density"], lsh_density(zn, n_buckets=100, n_rounds=n_rounds, seed=lsh_seed).double().numpy())
+    want = []
+    for g in range(4):
+        members = np.flatnonzero(info["labels"] == g)
+        if info["budgets"][g]:
+            want.append(members[kcenter_greedy(zn[members], int(info["budgets"][g]), metric="cosine", seed=kc_seed + g)])
+    np.testing.assert_array_equal(picks, np.concatenate(want))
+
+
+# ------------------------------------------------------------------ cluster+sample: the 80% expert threshold
+def test_cluster_then_sample_treats_a_modal_share_of_exactly_80_percent_as_accepted() -> None:
+    """Cluster A: 4 of 5 predicted class 0 (share 0.8, accepted: not *below* 80%); cluster B: share 0.6 (declined).
+
+    The sample comes from the declined cluster first, although A holds the most uncertain point (logits 10 vs 9.9).
+    """
+    a = [[10, 9], [10, 9.9], [10, 9.5], [10, 9.2], [9, 10]]
+    b = [[-10, -9], [-10, -9.5], [-9.4, -10], [-9, -10], [-10, -8]]
+    model, pools = _logit_model(2), _pools(np.array(a + b, dtype=np.float64), np.array([], dtype=np.int64), 2)
+    s = al.strategies.get("cluster_annotation", scenario="cluster+sample", split=0.67, seed=0)
+    assert s.phase_budgets(pools, 3) == (1, 2)
+    q = s.select(model, pools, 3)
+    np.testing.assert_array_equal(q.indices, [6])  # B's most uncertain member (logits -10 vs -9.5)
+    assert sorted(map(list, q.groups)) == [[0, 1, 2, 3, 4], [5, 7, 8, 9]]
+
+
+def test_batchbald_draws_its_candidates_from_a_seeded_subset() -> None:
+    from activelearn.strategies.bald import batchbald_select
+
+    x, _ = blobs(30, seed=4)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        net = MLP(16, 3, hidden=(8,), dropout=0.5)
+    model = al.ALModel(net, num_classes=3, device="cpu")
+    pools = _pools(x.numpy(), np.array([2, 9]), 3)
+    # 8 sampled configurations from the third pick on (3**2 <= 8 < 3**3): the picks depend on the configurations drawn
+    s = al.strategies.get("batchbald", seed=3, n_samples=4, n_configs=8, subset=10)
+    picks = s.select(model, pools, 6)
+    n_int = int(pools.n_interactions)
+    cand = np.sort(np.random.default_rng([3, 1, n_int, 1]).choice(pools.unlabeled, size=10, replace=False))
+    lp = model.mc_outputs(pools, cand, 4, seed=int(np.random.default_rng([3, 1, n_int, 2]).integers(0, 2**62)))["log_probs"]
+    gen = torch.Generator().manual_seed(int(np.random.default_rng([3, 1, n_int, 3]).integers(0, 2**62)))
+    np.testing.assert_array_equal(picks, cand[batchbald_select(lp, 6, 8, generator=gen)])
+    others = {tuple(batchbald_select(lp, 6, 8, generator=torch.Generator().manual_seed(g)).tolist()) for g in range(4)}
+    assert len(others) > 1  # another generator gives other picks
