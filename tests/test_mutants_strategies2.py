@@ -128,3 +128,83 @@ def test_contrastive_distance_picks_on_hand_clusters(params: dict, budget: int, 
     model = al.ALModel(nn.Linear(1, 1), num_classes=2, device="cpu")
     picks = _HandClusters(seed=0, **params).select(model, _hand_pools(), budget)
     assert picks.tolist() == want
+
+
+# ------------------------------------------------------------------ cluster annotation: k-means seeds and iterations
+def _random_rows(n: int = 60, d: int = 3, seed: int = 0) -> torch.Tensor:
+    return torch.tensor(np.random.default_rng(seed).normal(size=(n, d)), dtype=torch.float32)
+
+
+def _groups_of(labels: torch.Tensor, indices: np.ndarray) -> list[list[int]]:
+    lab = labels.cpu().numpy()
+    return sorted(sorted(indices[lab == c].tolist()) for c in np.unique(lab))
+
+
+@pytest.mark.parametrize(("seed", "n_iter"), [(0, 1), (3, 2), (3, 30)])
+def test_propose_clusters_is_kmeans_with_its_seed_and_iterations(seed: int, n_iter: int) -> None:
+    from activelearn.ops.clustering import kmeans
+    from activelearn.strategies.cluster import propose_clusters
+
+    x = _random_rows()
+    idx = np.arange(100, 160)
+    groups = propose_clusters(x.clone(), idx, 4, cluster_size=15, seed=seed, n_iter=n_iter, tol=0.0)
+    labels, _ = kmeans(x.clone(), 4, n_iter=n_iter, seed=seed, tol=0.0)
+    assert sorted(sorted(g.tolist()) for g in groups) == _groups_of(labels, idx)
+
+
+def test_kmeans_seed_and_iterations_change_the_groups() -> None:
+    """The data of the test above is not trivially clustered: seed and iteration count both matter."""
+    from activelearn.ops.clustering import kmeans
+
+    x, idx = _random_rows(), np.arange(60)
+    runs = {(s, it): _groups_of(kmeans(x.clone(), 4, n_iter=it, seed=s, tol=0.0)[0], idx) for s in (0, 3) for it in (1, 2, 30, 50)}  # 30 and 50 both converged
+    assert runs[(0, 1)] != runs[(3, 1)] and runs[(3, 2)] != runs[(3, 50)]
+    assert runs[(3, 30)] != runs[(0, 30)]
+
+
+def test_cluster_annotation_all_clusters_use_the_salted_seed() -> None:
+    """rank="all": k-means of the unlabeled features into ``budget`` clusters, seeded from ``rng(pools, 7)``."""
+    from activelearn.strategies.cluster import propose_clusters
+
+    x = _random_rows(seed=1)
+    model = al.ALModel(nn.Sequential(nn.Linear(3, 3)), num_classes=3, device="cpu", stages=())
+    pools = al.Pools(x, num_classes=3)
+    pools.record(al.SimulatedOracle(np.zeros(60, dtype=np.int64), num_classes=3).answer(al.Query(np.array([4, 7]))), cycle=0)
+    pools.cycle = 1
+    rest = pools.unlabeled
+    feats = model.outputs(pools, rest, "embeddings")["embeddings"].float()
+    seen = set()
+    for seed in (0, 1, 2):
+        q = al.strategies.get("cluster_annotation", seed=seed, n_iter=5).select(model, pools, 4)
+        s = int(np.random.default_rng([seed, 1, int(pools.n_interactions), 7]).integers(2**31 - 1))
+        want = propose_clusters(feats.clone(), rest, 4, cluster_size=rest.size, seed=s, n_iter=5)
+        got = sorted(sorted(g.tolist()) for g in q.groups)
+        assert q.indices.size == 0 and got == sorted(sorted(g.tolist()) for g in want)
+        seen.add(str(got))
+    assert len(seen) > 1
+
+
+# ------------------------------------------------------------------ DACS strategy = dacs_select on the auxiliary vectors
+def test_dacs_strategy_passes_its_parameters_to_dacs_select() -> None:
+    from activelearn.backbones import MLP
+    from activelearn.strategies.dacs import dacs_select
+
+    from conftest import blobs
+
+    params = {"n_groups": 3, "cross_group": True, "n_rounds": 2}
+    strategy = al.strategies.get("dacs", seed=2, **params)
+    torch.manual_seed(0)
+    model = al.ALModel(MLP(16, 3, hidden=(16,)), num_classes=3, device="cpu")  # untrained: any vectors will do
+    for ext in strategy.model_extensions():
+        model.attach(ext)
+    x, y = blobs(120)
+    pools = al.Pools(x, num_classes=3)
+    pools.record(al.SimulatedOracle(y, num_classes=3).answer(al.Query(np.arange(0, 120, 12))), cycle=0)
+    pools.cycle = 1
+    unl = pools.unlabeled
+    z = model.outputs(pools, np.concatenate([unl, pools.labeled]), "aux_embedding")["aux_embedding"]
+    seed = int(np.random.default_rng([2, 1, int(pools.n_interactions)]).integers(2**31 - 1))
+    want = unl[dacs_select(z[: unl.size], z[unl.size :], 12, seed=seed, **params)]
+    np.testing.assert_array_equal(strategy.select(model, pools, 12), want)
+    for other in ({**params, "n_groups": 4}, {**params, "cross_group": False}):
+        assert not np.array_equal(unl[dacs_select(z[: unl.size], z[unl.size :], 12, seed=seed, **other)], want)
