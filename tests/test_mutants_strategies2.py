@@ -208,3 +208,29 @@ def test_dacs_strategy_passes_its_parameters_to_dacs_select() -> None:
     np.testing.assert_array_equal(strategy.select(model, pools, 12), want)
     for other in ({**params, "n_groups": 4}, {**params, "cross_group": False}):
         assert not np.array_equal(unl[dacs_select(z[: unl.size], z[unl.size :], 12, seed=seed, **other)], want)
+
+
+# ------------------------------------------------------------------ Entropy-D: distance blocks, autoencoder seed and loading
+def test_entropy_d_by_definition_with_many_labels_and_its_autoencoder_seed_and_state() -> None:
+    """40 labeled rows: distance blocks of 2**21 // 40 rows (an int); seed None trains the autoencoder with seed 0;
+    a loaded autoencoder gives the latents it was saved with (no retraining under the new seed)."""
+    x = torch.tensor(np.random.default_rng(2).normal(size=(60, 3)), dtype=torch.float32)
+    lin = nn.Linear(3, 3)
+    model = al.ALModel(nn.Sequential(lin), num_classes=3, device="cpu", stages=())
+    pools = al.Pools(x, num_classes=3)
+    pools.record(al.SimulatedOracle(np.zeros(60, dtype=np.int64), num_classes=3).answer(al.Query(np.arange(40))), cycle=0)
+    pools.cycle = 1
+    unl, lab = pools.unlabeled, pools.labeled
+    kw = {"gamma": 0.5, "ae_epochs": 1, "latent_dim": 2}
+    a = al.strategies.get("entropy_d", seed=0, **kw)
+    got = a.score(model, pools, unl)
+    z = a.latents(model, pools).double().numpy()
+    d = np.sqrt(((z[unl][:, None, :] - z[lab][None, :, :]) ** 2).sum(-1)).min(1)
+    p = model.outputs(pools, unl, "probs")["probs"].double().numpy()
+    np.testing.assert_allclose(got, -(p * np.log(p)).sum(1) + 0.5 * d / d.max(), rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(al.strategies.get("entropy_d", **kw).latents(model, pools), a.latents(model, pools))
+    other = al.strategies.get("entropy_d", seed=5, **kw)
+    assert not torch.allclose(other.latents(model, pools), a.latents(model, pools))
+    loaded = al.strategies.get("entropy_d", seed=5, **kw)
+    loaded.load_state_dict(a.state_dict())
+    torch.testing.assert_close(loaded.latents(model, pools), a.latents(model, pools))
