@@ -59,7 +59,7 @@ def _brute_torch_kmeans(x: np.ndarray, k: int, seed: int, n_iter: int, tol: floa
         if empty.size:  # re-seeded at the rows farthest from their centers
             c[empty] = x[np.argsort(-dist, kind="stable")[: empty.size]]
         total = dist.sum()
-        if not empty.size and prev - total <= tol * max(prev, 1e-30):
+        if not empty.size and prev < math.inf and (prev - total) / prev <= tol:  # relative decrease, from the 2nd on
             break
         prev = total
     return _sq(x, c).argmin(1), c
@@ -151,3 +151,12 @@ def test_bad_kmeans_input_is_refused_with_what_was_received() -> None:
             kmeans(bad, 2, chunk_size=4, backend=backend)
     assert kmeans(x, 10, backend="torch")[0].unique().numel() == 10  # k = N is allowed
     assert kmeans(x, np.int64(2))[1].shape == (2, 3)
+
+
+def test_torch_backend_iterates_past_the_first_step_with_the_default_tolerance() -> None:
+    """Regression: ``prev`` started at inf and ``inf - total <= tol * inf`` stopped every tol > 0 run after one step."""
+    x = torch.as_tensor(np.random.default_rng(0).normal(size=(300, 2)))
+    one = inertia(x, kmeans(x, 8, n_iter=1, backend="torch")[1])
+    default = inertia(x, kmeans(x, 8, backend="torch")[1])
+    assert default < 0.97 * one
+    assert default == pytest.approx(inertia(x, kmeans(x, 8, tol=0.0, backend="torch")[1]), rel=1e-3)
