@@ -12,6 +12,7 @@ See docs/reliability.md, "Mutation testing".
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -160,3 +161,108 @@ def test_torch_backend_iterates_past_the_first_step_with_the_default_tolerance()
     default = inertia(x, kmeans(x, 8, backend="torch")[1])
     assert default < 0.97 * one
     assert default == pytest.approx(inertia(x, kmeans(x, 8, tol=0.0, backend="torch")[1]), rel=1e-3)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1e100])
+def test_torch_backend_is_unchanged_by_the_scale_of_the_data(scale: float) -> None:
+    """Potentials below 1 are still D^2 draws, the stopping rule is relative, huge values do not overflow the draw weights."""
+    x = _blobs(7, n=40, spread=2.0)
+    for k, tol in ((5, 1e-6), (5, 0.02), (3, 0.0)):
+        want_labels, want_centers = _brute_torch_kmeans(x * scale, k, 3, 50, tol)
+        labels, centers = kmeans(torch.as_tensor(x * scale), k, seed=3, tol=tol, chunk_size=1, backend="torch")
+        np.testing.assert_array_equal(labels.numpy(), want_labels)
+        np.testing.assert_allclose(centers.numpy(), want_centers, rtol=1e-9, atol=0)
+        np.testing.assert_array_equal(kmeans(torch.as_tensor(x), k, seed=3, tol=tol, backend="torch")[0].numpy(), want_labels)
+
+
+def test_torch_backend_breaks_equal_potentials_towards_the_first_candidate() -> None:
+    x = np.array([[-1.0], [0.0], [1.0], [-1.0], [1.0], [0.0]])  # symmetric: -1 and 1 lower the potential alike
+    for seed in range(12):
+        want_labels, want_centers = _brute_torch_kmeans(x, 2, seed, 1, 1e-6)
+        labels, centers = kmeans(torch.as_tensor(x), 2, seed=seed, n_iter=1, backend="torch")
+        np.testing.assert_array_equal(labels.numpy(), want_labels, err_msg=f"seed {seed}")
+        np.testing.assert_allclose(centers.numpy(), want_centers)
+
+
+def test_torch_backend_reseeds_empty_and_keeps_singleton_clusters() -> None:
+    r = np.random.default_rng(1)
+    x = np.vstack([r.normal(size=(30, 2)), [[40.0, 40.0]], [[-40.0, 35.0]]])  # two outliers: clusters of one row
+    x_dup = np.repeat(np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]]), [5, 2, 1], axis=0)
+    x_dup = np.vstack([x_dup, [[1.0, 1.0]]])
+    for data, k in ((x, 6), (x_dup, 6)):
+        for seed in range(5):
+            torch.manual_seed(seed + 100)  # the global generator must not matter
+            want_labels, want_centers = _brute_torch_kmeans(data, k, seed, 50, 1e-6)
+            labels, centers = kmeans(torch.as_tensor(data), k, seed=seed, backend="torch")
+            np.testing.assert_array_equal(labels.numpy(), want_labels, err_msg=f"seed {seed}")
+            np.testing.assert_allclose(centers.numpy(), want_centers, rtol=1e-9, atol=1e-12)
+
+
+def test_kmeans_defaults_inputs_and_deprecation() -> None:
+    x = _blobs(8, n=50, spread=2.0)
+    ref = KMeans(n_clusters=4, n_init=1, max_iter=50, random_state=0, tol=1e-6).fit(x)
+    np.testing.assert_array_equal(kmeans(x, 4)[0].numpy(), ref.labels_)  # default n_iter, tol, seed
+    want = _brute_torch_kmeans(x, 4, 0, 50, 1e-6)[0]
+    np.testing.assert_array_equal(kmeans(torch.as_tensor(x), 4, backend="torch")[0].numpy(), want)
+    grad = torch.tensor(x, requires_grad=True)  # tensors that require grad are used as they are
+    np.testing.assert_array_equal(kmeans(grad, 4)[0].numpy(), ref.labels_)
+    with warnings.catch_warnings():  # torch warns about float() of a graph output
+        warnings.simplefilter("ignore", UserWarning)
+        assert inertia(grad, torch.tensor(x[:4], requires_grad=True)) == pytest.approx(_sq(x, x[:4]).min(1).sum(), rel=1e-12)
+    # integers: float32 on both paths
+    ints = np.round(x * 3).astype(np.int64)
+    ref = KMeans(n_clusters=4, n_init=1, max_iter=50, random_state=2, tol=1e-6).fit(ints.astype(np.float32))
+    centers = kmeans(ints, 4, seed=2)[1]
+    np.testing.assert_array_equal(centers.numpy(), ref.cluster_centers_)
+    labels_t, centers_t = kmeans(ints, 4, seed=2, backend="torch")
+    f32 = kmeans(torch.as_tensor(ints, dtype=torch.float32), 4, seed=2, backend="torch")
+    assert centers_t.dtype == torch.float32
+    np.testing.assert_array_equal(labels_t.numpy(), f32[0].numpy())
+    np.testing.assert_array_equal(kmeans(x, 4, chunk_size=1, backend="torch")[0].numpy(), want)  # chunk_size 1 is allowed
+    msg = r"^kmeans\(sklearn_below=\.\.\.\) is deprecated and ignored; pass backend='sklearn' or 'torch'$"
+    with pytest.warns(DeprecationWarning, match=msg) as rec:
+        kmeans(x, 4, sklearn_below=10)
+    # stacklevel: attributed to a caller, not to the library's own line (mutmut's trampoline adds a frame, so no exact file)
+    assert [w.filename.endswith("clustering.py") for w in rec if w.category is DeprecationWarning] == [False]
+    bad = x.copy()
+    bad[0, 0] = np.nan  # the first row is checked too
+    with pytest.raises(InvalidInputError, match="NaN or Inf"):
+        kmeans(bad, 2, chunk_size=4)
+
+
+def test_sklearn_backend_passes_its_settings_and_silences_only_convergence_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sklearn.cluster
+    from sklearn.exceptions import ConvergenceWarning
+
+    seen: dict[str, object] = {}
+
+    class FakeKMeans:
+        def __init__(self, **kwargs: object) -> None:
+            seen.update(kwargs)
+
+        def fit(self, arr: np.ndarray) -> FakeKMeans:
+            seen["dtype"] = arr.dtype
+            warnings.warn("fewer distinct points", ConvergenceWarning, stacklevel=1)
+            warnings.warn("something else", UserWarning, stacklevel=1)
+            self.labels_ = np.zeros(arr.shape[0], dtype=np.int32)
+            self.cluster_centers_ = arr[:2].copy()
+            return self
+
+    monkeypatch.setattr(sklearn.cluster, "KMeans", FakeKMeans)
+    x = _blobs(9, n=10).astype(np.float32)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        labels, centers = kmeans(x, 2, n_iter=7, seed=5, tol=0.25, copy=False)
+    assert [type(w.message) for w in rec] == [UserWarning]
+    assert seen == {"n_clusters": 2, "n_init": 1, "max_iter": 7, "random_state": 5, "tol": 0.25, "copy_x": False, "dtype": np.float32}
+    assert labels.dtype == torch.int64 and centers.dtype == torch.float32
+
+
+def test_torch_backend_leaves_the_global_generator_alone() -> None:
+    """Only the seeded generator draws, also when every row already sits on a center (fewer distinct rows than k)."""
+    x = torch.as_tensor(np.repeat(np.array([[0.0, 0.0], [3.0, 0.0]]), [4, 3], axis=0))
+    torch.manual_seed(0)
+    kmeans(x, 5, seed=1, backend="torch")
+    after = torch.rand(3)
+    torch.manual_seed(0)
+    torch.testing.assert_close(after, torch.rand(3))
