@@ -20,7 +20,7 @@ from activelearn.exceptions import InvalidInputError, InvalidParameterError
 from activelearn.ops.badge import badge_kmeanspp, d2_draw, gradient_factors
 from activelearn.ops.batchbald import conditional_entropies
 from activelearn.ops.representer import cross_entropy_logit_grad, ibal_scores, representer_alpha, representer_values, with_bias
-from activelearn.ops.symkl import symmetric_kl
+from activelearn.ops.symkl import symkl_kcenter, symmetric_kl
 from activelearn.ops.typicality import knn_typicality
 
 # ---------------------------------------------------------------- representer values (Yeh et al. 2018)
@@ -84,6 +84,35 @@ def test_symmetric_kl_names_the_bad_argument() -> None:
         symmetric_kl([0.5, 0.5], good)
     with pytest.raises(InvalidInputError, match=r"^q must be 2-D"):
         symmetric_kl(good, [0.5, 0.5])
+
+
+def test_symmetric_kl_is_float64_for_float32_input() -> None:
+    p = np.array([[0.25, 0.75]], dtype=np.float32)
+    got = symmetric_kl(p, p[:, ::-1].copy())
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, torch.tensor([[0.5 * math.log(3.0)]], dtype=torch.float64), rtol=0, atol=1e-15)
+
+
+def test_symkl_kcenter_messages_and_edge_cases() -> None:
+    p = np.array([[0.5, 0.5], [0.9, 0.1], [0.2, 0.8]])
+    cases = [
+        ((p, 0), {}, InvalidParameterError, r"^budget must be a positive int, got 0$"),
+        ((p, 1), {"chunk_size": 0}, InvalidParameterError, r"^chunk_size must be a positive int, got 0$"),
+        ((p[0], 1), {}, InvalidInputError, r"^probs must be 2-D"),
+        ((p, 1), {"labeled": [5]}, InvalidInputError, r"^labeled must lie in \[0, 3\), got values from 5 to 5$"),
+        ((p, 3), {"labeled": [0]}, InvalidParameterError, r"^budget=3 exceeds the 2 non-labeled rows; pass budget <= 2$"),
+        ((-p, 1), {}, InvalidInputError, r"^probs holds negative values; pass class probabilities \(e\.g\. a softmax output\)$"),
+    ]
+    for args, kwargs, exc, msg in cases:
+        with pytest.raises(exc, match=msg):
+            symkl_kcenter(*args, **kwargs)
+    one_hot = np.eye(3)[[0, 1, 2, 0]]  # zero probabilities are valid (clamped to 1e-12 before the logarithm)
+    assert symkl_kcenter(one_hot, 2, labeled=[0]).tolist() == [1, 2]
+    # divergences 1e-9 apart (float32 would tie them and pick the lower row): the farther row 2 wins
+    near = np.array([[0.5, 0.5], [0.9, 0.1], [0.9 + 1e-9, 0.1 - 1e-9]])
+    assert symkl_kcenter(near, 1, labeled=[0]).tolist() == [2]
+    for seed in range(6):  # identical rows: every divergence is 0, yet no row is picked twice
+        assert sorted(symkl_kcenter(np.full((5, 2), 0.5), 5, seed=seed).tolist()) == list(range(5))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
