@@ -390,3 +390,15 @@ def test_d2_draw_locates_u_by_hand() -> None:
     assert d2_draw(np.array([1.0, 1.0, 1.0, 0.0]), _Fixed(1 / 3), none) == 1  # u = 1.0 = cdf[0]: side right
     # float32 weights summed in float64: cdf 2**24, 2**24 + 1, 2**24 + 2; u = 16777217.16 (float32 sums: 16777215.2 -> row 0)
     assert d2_draw(np.array([2.0**24, 1.0, 1.0], dtype=np.float32), _Fixed(0.99999995), none[:3]) == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_typicality_and_badge_work_on_the_device_of_their_input() -> None:
+    r = np.random.default_rng(0)
+    x = r.normal(size=(30, 3))
+    got = knn_typicality(torch.as_tensor(x, device="cuda"), 3, chunk_size=7)
+    assert got.device.type == "cuda"
+    torch.testing.assert_close(got.cpu(), knn_typicality(x, 3))
+    p = r.dirichlet(np.ones(3), size=30)
+    on_gpu = badge_kmeanspp(torch.as_tensor(p, device="cuda"), x, 6, seed=1, chunk_size=7)  # numpy embeddings follow probs
+    assert on_gpu.tolist() == badge_kmeanspp(p, x, 6, seed=1)

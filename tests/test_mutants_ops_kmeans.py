@@ -266,3 +266,14 @@ def test_torch_backend_leaves_the_global_generator_alone() -> None:
     after = torch.rand(3)
     torch.manual_seed(0)
     torch.testing.assert_close(after, torch.rand(3))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_kmeans_devices() -> None:
+    x = _blobs(2, n=40)
+    labels, centers = kmeans(x, 4, device="cuda")  # auto on a CUDA device: the torch path, results there
+    assert labels.device.type == "cuda" and centers.device.type == "cuda"
+    np.testing.assert_array_equal(labels.cpu().numpy(), kmeans(torch.as_tensor(x), 4, backend="torch")[0].numpy())
+    labels, centers = kmeans(torch.as_tensor(x, device="cuda"), 4, backend="sklearn")
+    assert labels.device.type == "cuda" and centers.device.type == "cuda"
+    assert inertia(torch.as_tensor(x, device="cuda"), x[:4]) == pytest.approx(_sq(x, x[:4]).min(1).sum(), rel=1e-9)
