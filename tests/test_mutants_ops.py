@@ -402,3 +402,59 @@ def test_typicality_and_badge_work_on_the_device_of_their_input() -> None:
     p = r.dirichlet(np.ones(3), size=30)
     on_gpu = badge_kmeanspp(torch.as_tensor(p, device="cuda"), x, 6, seed=1, chunk_size=7)  # numpy embeddings follow probs
     assert on_gpu.tolist() == badge_kmeanspp(p, x, 6, seed=1)
+
+
+def test_batchbald_exact_up_to_n_configs_equal_to_c_to_the_n() -> None:
+    """C**n == n_configs is still enumerated exactly: 3**3 = 27 configurations for the 4th pick."""
+    from activelearn.ops.batchbald import batchbald_select
+
+    probs = np.random.default_rng(11).dirichlet(np.full(3, 0.5), size=(9, 4))
+    assert batchbald_select(torch.as_tensor(np.log(probs)), 4, 27).tolist() == _brute_batchbald(probs, 4)
+
+
+def _sampled_reference(probs: torch.Tensor, batch: int, n_configs: int, seed: int) -> list[int]:
+    """The module notes' sampled regime written out: exact while C**n <= n_configs; then the picked points'
+    configurations drawn once, ``n_configs // K`` under each MC sample (same generator calls), each later pick
+    extending every configuration by one label drawn under the configuration's own sample; candidates scored
+    by ``1/M sum_m H[pi_m @ p_x] - E_w H[y_x | w]`` with ``pi_m`` the posterior over MC samples."""
+    gen = torch.Generator().manual_seed(seed)
+    n, k, c = probs.shape
+    per = n_configs // k
+    cond = -(probs * probs.log()).sum(2).mean(1)
+    picks: list[int] = []
+    log_p: torch.Tensor | None = None  # M x K once sampled
+
+    def draw(rows: list[int]) -> torch.Tensor:  # log P[(drawing sample, draw), evaluating sample]
+        choices = torch.multinomial(probs[rows].reshape(-1, c), per, replacement=True, generator=gen).reshape(len(rows), k, per)
+        out = torch.zeros(k * per, k, dtype=torch.float64)
+        for j, row in enumerate(rows):
+            for kd in range(k):
+                for d in range(per):
+                    out[kd * per + d] += probs[row, :, int(choices[j, kd, d])].log()
+        return out
+
+    for _ in range(batch):
+        if picks and c ** len(picks) > n_configs:
+            log_p = draw(picks) if log_p is None else log_p + draw(picks[-1:])
+        scores = []
+        for x in range(n):
+            if x in picks:
+                scores.append(-math.inf)
+            elif log_p is None:
+                scores.append(_brute_joint_entropy(probs.numpy(), picks + [x]) - float(cond[x]))
+            else:
+                mix = torch.softmax(log_p, dim=1) @ probs[x]  # M x C
+                scores.append(float(-(mix * mix.log()).sum(1).mean()) - float(cond[x]))
+        picks.append(int(np.argmax(scores)))
+    return picks
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_batchbald_sampled_regime_matches_the_written_out_estimator(seed: int) -> None:
+    from activelearn.ops.batchbald import batchbald_select
+
+    probs = torch.as_tensor(np.random.default_rng(seed + 20).dirichlet(np.full(3, 0.4), size=(12, 4)))
+    want = _sampled_reference(probs, 6, 20, seed)  # exact for 3 picks (3**2 <= 20), sampled from the 4th
+    for lazy in (False, True):
+        got = batchbald_select(probs.log(), 6, 20, generator=torch.Generator().manual_seed(seed), lazy=lazy)
+        assert got.tolist() == want, lazy
