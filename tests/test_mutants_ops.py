@@ -408,18 +408,22 @@ def test_batchbald_exact_up_to_n_configs_equal_to_c_to_the_n() -> None:
     """C**n == n_configs is still enumerated exactly: 3**3 = 27 configurations for the 4th pick."""
     from activelearn.ops.batchbald import batchbald_select
 
-    probs = np.random.default_rng(11).dirichlet(np.full(3, 0.5), size=(9, 4))
-    assert batchbald_select(torch.as_tensor(np.log(probs)), 4, 27).tolist() == _brute_batchbald(probs, 4)
+    for seed in range(4):
+        probs = np.random.default_rng(seed).dirichlet(np.full(3, 0.5), size=(9, 4))
+        assert batchbald_select(torch.as_tensor(np.log(probs)), 4, 27).tolist() == _brute_batchbald(probs, 4)
+        probs = np.random.default_rng(seed).dirichlet(np.full(2, 0.5), size=(9, 8))  # C = 2: 2**2 = 4 for the 3rd pick
+        assert batchbald_select(torch.as_tensor(np.log(probs)), 3, 4).tolist() == _brute_batchbald(probs, 3)
 
 
-def _sampled_reference(probs: torch.Tensor, batch: int, n_configs: int, seed: int) -> list[int]:
+def _sampled_reference(probs: torch.Tensor, batch: int, n_configs: int, seed: int, resample: bool = False) -> list[int]:
     """The module notes' sampled regime written out: exact while C**n <= n_configs; then the picked points'
     configurations drawn once, ``n_configs // K`` under each MC sample (same generator calls), each later pick
     extending every configuration by one label drawn under the configuration's own sample; candidates scored
-    by ``1/M sum_m H[pi_m @ p_x] - E_w H[y_x | w]`` with ``pi_m`` the posterior over MC samples."""
+    by ``1/M sum_m H[pi_m @ p_x] - E_w H[y_x | w]`` with ``pi_m`` the posterior over MC samples.
+    ``resample``: every configuration redrawn at every sampled step (batchbald_redux's way)."""
     gen = torch.Generator().manual_seed(seed)
     n, k, c = probs.shape
-    per = n_configs // k
+    per = max(n_configs // k, 1)
     cond = -(probs * probs.log()).sum(2).mean(1)
     picks: list[int] = []
     log_p: torch.Tensor | None = None  # M x K once sampled
@@ -435,7 +439,7 @@ def _sampled_reference(probs: torch.Tensor, batch: int, n_configs: int, seed: in
 
     for _ in range(batch):
         if picks and c ** len(picks) > n_configs:
-            log_p = draw(picks) if log_p is None else log_p + draw(picks[-1:])
+            log_p = draw(picks) if log_p is None or resample else log_p + draw(picks[-1:])
         scores = []
         for x in range(n):
             if x in picks:
@@ -450,11 +454,26 @@ def _sampled_reference(probs: torch.Tensor, batch: int, n_configs: int, seed: in
 
 
 @pytest.mark.parametrize("seed", range(2))
-def test_batchbald_sampled_regime_matches_the_written_out_estimator(seed: int) -> None:
+@pytest.mark.parametrize("n_configs", [20, 6])
+def test_batchbald_sampled_regime_matches_the_written_out_estimator(seed: int, n_configs: int) -> None:
+    """20: exact for 3 picks (3**2 <= 20), then 5 draws per MC sample; 6: sampled from the 3rd pick, 1 draw per sample."""
     from activelearn.ops.batchbald import batchbald_select
 
     probs = torch.as_tensor(np.random.default_rng(seed + 20).dirichlet(np.full(3, 0.4), size=(12, 4)))
-    want = _sampled_reference(probs, 6, 20, seed)  # exact for 3 picks (3**2 <= 20), sampled from the 4th
-    for lazy in (False, True):
-        got = batchbald_select(probs.log(), 6, 20, generator=torch.Generator().manual_seed(seed), lazy=lazy)
-        assert got.tolist() == want, lazy
+    for resample in (False, True):
+        want = _sampled_reference(probs, 6, n_configs, seed, resample)
+        for lazy in (False, True):
+            got = batchbald_select(probs.log(), 6, n_configs, generator=torch.Generator().manual_seed(seed), lazy=lazy, resample=resample)
+            assert got.tolist() == want, (lazy, resample)
+
+
+def test_batchbald_with_zero_probabilities() -> None:
+    """0 log 0 = 0: classes a sample rules out do not turn the entropies into NaN."""
+    from activelearn.ops.batchbald import batchbald_select
+
+    probs = np.random.default_rng(2).dirichlet(np.full(3, 0.5), size=(8, 4))
+    probs[[1, 4], :, 2] = 0.0
+    probs[[1, 4]] /= probs[[1, 4]].sum(-1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        lp = torch.as_tensor(np.log(probs))
+    assert batchbald_select(lp, 4, 1000).tolist() == _brute_batchbald(probs, 4)
