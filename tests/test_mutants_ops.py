@@ -35,6 +35,10 @@ def test_cross_entropy_gradient_refuses_mismatched_targets_and_names_both_shapes
     # by hand: softmax(0, ln 3) = (1/4, 3/4); target 1 -> (1/4, -1/4)
     got = cross_entropy_logit_grad(torch.tensor([[0.0, math.log(3.0)]], dtype=torch.float64), torch.tensor([1]))
     torch.testing.assert_close(got, torch.tensor([[0.25, -0.25]], dtype=torch.float64))
+    # targets that never name the last class still give C columns
+    got = cross_entropy_logit_grad(torch.zeros(2, 3, dtype=torch.float64), torch.tensor([0, 1]))
+    third = 1.0 / 3.0
+    torch.testing.assert_close(got, torch.tensor([[third - 1, third, third], [third, third - 1, third]], dtype=torch.float64))
 
 
 def test_representer_alpha_uses_the_given_training_set_size() -> None:
