@@ -108,7 +108,7 @@ def _lloyd(t: torch.Tensor, centers: torch.Tensor, n_iter: int, tol: float, chun
         if empty.numel():  # re-seed empty clusters at the points farthest from their centers
             centers[empty] = t[torch.argsort(dist, descending=True)[: empty.numel()]]
         total = float(dist.sum())
-        if not empty.numel() and prev - total <= tol * max(prev, 1e-30):
+        if not empty.numel() and prev < math.inf and prev - total <= tol * max(prev, 1e-30):  # no stop before a decrease exists
             break
         prev = total
     return _assign(t, centers, chunk_size)[0], centers
