@@ -236,6 +236,28 @@ def test_empty_shard_given_as_list_or_other_width(make_world) -> None:
         assert picks.tolist() == ref
 
 
+class ArrayView:
+    """An array-like with ``shape`` and ``__array__`` but no ``len()`` (like some lazily loaded arrays)."""
+
+    def __init__(self, a: np.ndarray) -> None:
+        self._a = a
+        self.shape = a.shape
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self._a if dtype is None else self._a.astype(dtype)
+
+
+def test_shards_as_list_array_like_and_tensor(make_world) -> None:
+    """A shard may be a nested list (no ``shape``: its width comes from the converted rows), an
+    array-like without ``len()``, or a tensor."""
+    x = grid(31, 3, 19)
+    ref = brute_force(x, 14, labeled=[0, 30])
+    shards = [x[:9].tolist(), ArrayView(x[9:20]), torch.from_numpy(x[20:])]
+    for picks in make_world(3).run(lambda r: kcenter_greedy_distributed(shards[r], 14, labeled=[0, 30], chunk_size=4)):
+        assert not isinstance(picks, BaseException), picks
+        assert picks.tolist() == ref
+
+
 def test_sharded_float64_kept_on_empty_rank(make_world) -> None:
     """float64 shards are computed in float64 on every rank, an empty one included (else picks differ)."""
     # three rows at distances from the labeled row that differ only below float32 resolution
@@ -244,6 +266,24 @@ def test_sharded_float64_kept_on_empty_rank(make_world) -> None:
     assert ref == [3, 2, 1]
     for picks in sharded(make_world(3), x, [2, 0, 2], 3, labeled=[0], chunk_size=2):
         assert picks.tolist() == ref
+
+
+def test_single_row_shards(make_world) -> None:
+    x = grid(3, 2, 20)
+    x[2] = [5.0, 5.0]
+    for picks in sharded(make_world(3), x, [1, 1, 1], 3, seed=1):
+        assert picks.tolist() == brute_force(x, 3, seed=1)
+
+
+def test_broadcast_center_keeps_float64(make_world) -> None:
+    """The broadcast center row keeps float64: rounded to float32, 1 + 1e-12 becomes 1 and rows 0 and 2 tie."""
+    x = np.array([[2.0], [1.0 + 1e-12], [0.0]])
+    seed = next(s for s in range(100) if np.random.default_rng(s).integers(3) == 1)  # first center: row 1
+    ref = brute_force(x, 2, seed=seed)
+    assert ref == [1, 2]
+    for sizes in ([1, 2], [2, 0, 1], [3]):
+        for picks in sharded(make_world(len(sizes)), x, sizes, 2, seed=seed):
+            assert picks.tolist() == ref, sizes
 
 
 # --------------------------------------------------------------------------- #
@@ -255,22 +295,31 @@ def test_refused_shard_raises_on_every_rank(make_world) -> None:
     got = sharded(make_world(3), x, [3, 3, 3], 2)
     assert isinstance(got[1], InvalidInputError) and "NaN" in str(got[1])
     for r in (0, 2):
-        assert isinstance(got[r], InvalidInputError) and "rank(s) [1] were refused" in str(got[r]), got[r]
+        assert isinstance(got[r], InvalidInputError), got[r]
+        assert str(got[r]).startswith("the features of rank(s) [1] were refused"), got[r]
 
 
 def test_mismatched_shards_raise_on_every_rank(make_world) -> None:
     w = make_world(2)
     shards = [np.ones((3, 2)), np.ones((4, 3))]
     for e in w.run(lambda r: kcenter_greedy_distributed(shards[r], 2)):
-        assert isinstance(e, InvalidInputError) and "different widths [2, 3]" in str(e), e
+        assert isinstance(e, InvalidInputError) and str(e).startswith("ranks hold features of different widths [2, 3]"), e
     w = make_world(2)
     mixed = [np.ones((3, 2)), np.ones((4, 2), np.float32)]
     for e in w.run(lambda r: kcenter_greedy_distributed(mixed[r], 2)):
-        assert isinstance(e, InvalidInputError) and "float64" in str(e), e
+        assert isinstance(e, InvalidInputError) and str(e).startswith("some ranks hold float64 features and others not"), e
     w = make_world(3)
     empty = [np.zeros((0, 2)), [], np.zeros((0, 4))]
     for e in w.run(lambda r: kcenter_greedy_distributed(empty[r], 1)):
-        assert isinstance(e, InvalidInputError) and "every rank passed an empty shard" in str(e), e
+        assert isinstance(e, InvalidInputError) and str(e).startswith("every rank passed an empty shard"), e
+    w = make_world(2)  # a rank with a single row takes part in the checks like any other
+    one_row = [np.ones((1, 3)), np.ones((4, 2))]
+    for e in w.run(lambda r: kcenter_greedy_distributed(one_row[r], 2)):
+        assert isinstance(e, InvalidInputError) and str(e).startswith("ranks hold features of different widths [2, 3]"), e
+    w = make_world(2)
+    one_row32 = [np.ones((1, 2), np.float32), np.ones((4, 2))]
+    for e in w.run(lambda r: kcenter_greedy_distributed(one_row32[r], 2)):
+        assert isinstance(e, InvalidInputError) and str(e).startswith("some ranks hold float64 features and others not"), e
 
 
 def test_sharded_budget_and_labeled_checked_against_global_pool(make_world) -> None:
