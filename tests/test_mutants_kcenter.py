@@ -55,3 +55,52 @@ def test_geometry_dist_rows_matches_brute_force(metric: str) -> None:
         assert torch.equal(o, outs[0])
     geo = _Geometry(torch.from_numpy(X), metric, 7)
     assert geo.dist_rows(torch.zeros(0, dtype=torch.int64), torch.from_numpy(c), torch.tensor(1.0, dtype=torch.float64)).numel() == 0
+
+
+# --------------------------------------------------------------------------- #
+# every greedy path against a float64 brute force (a quick screen of many mutants)
+# --------------------------------------------------------------------------- #
+def brute_greedy(X: np.ndarray, budget: int, labeled=None, metric: str = "euclidean", seed=None) -> list[int]:
+    """float64 k-center greedy: min-distance update, argmax with ties to the lowest index."""
+    X = np.asarray(X, dtype=np.float64)
+    n = len(X)
+    rows = np.arange(n)
+    mind = np.full(n, np.inf)
+    lab = [] if labeled is None else list(labeled)
+    picks: list[int] = []
+    for c in lab:
+        mind = np.minimum(mind, brute_distances(X, rows, X[c], metric))
+    if not lab:
+        picks.append(int(np.random.default_rng(seed).integers(n)))
+        mind = np.minimum(mind, brute_distances(X, rows, X[picks[0]], metric))
+    mind[lab + picks] = -np.inf
+    while len(picks) < budget:
+        p = int(np.argmax(mind))
+        picks.append(p)
+        mind = np.minimum(mind, brute_distances(X, rows, X[p], metric))
+        mind[p] = -np.inf
+    return picks
+
+
+def _grid() -> np.ndarray:
+    base = np.random.default_rng(21).integers(-3, 4, size=(40, 3)).astype(np.float64)
+    return np.concatenate([base, base[::-1][:25]])  # exact duplicates: exact ties, lowest index wins
+
+
+@pytest.mark.parametrize("method", ["plain", "pruned", "auto"])
+def test_greedy_paths_match_brute_force(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from activelearn.ops import _kcenter_lazy as lazy
+    from activelearn.ops.kcenter import kcenter_greedy
+
+    monkeypatch.setattr(lazy, "_POOL", 8)  # many pool rebuilds and block expansions on a small pool
+    monkeypatch.setattr(lazy, "_POOL_MIN", 4)
+    monkeypatch.setattr(lazy, "_FIRST", 2)
+    normal = np.random.default_rng(22).normal(size=(70, 5)) + 0.5
+    cases = [(_grid(), "euclidean"), (normal, "euclidean"), (normal, "cosine")]
+    for X, metric in cases:
+        n = len(X)
+        for lab in (None, [n - 1, 0, 17, 30]):
+            for chunk in (7, 1 << 16):
+                got = kcenter_greedy(X, 35, labeled=lab, metric=metric, method=method, chunk_size=chunk, seed=5)
+                assert got.dtype == np.int64
+                assert got.tolist() == brute_greedy(X, 35, labeled=lab, metric=metric, seed=5), (metric, lab, chunk)
