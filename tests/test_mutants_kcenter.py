@@ -126,6 +126,9 @@ def test_error_messages_name_the_argument() -> None:
         with pytest.raises(InvalidParameterError) as info:
             min_distances(X, [1], **kw)
         assert str(info.value).startswith(msg), (kw, str(info.value))
+    # nested lists are accepted (computed on the CPU) and give the array's picks and distances
+    assert kcenter_greedy(X.tolist(), 4, seed=1).tolist() == kcenter_greedy(X, 4, seed=1).tolist() == brute_greedy(X, 4, seed=1)
+    np.testing.assert_array_equal(min_distances(X.tolist(), [1, 2]), min_distances(X, [1, 2]))
     with pytest.raises(InvalidInputError) as info:
         min_distances(X, [10])
     assert str(info.value).startswith("centers must lie in [0, 10)")
@@ -168,5 +171,9 @@ def test_small_blocks_nan_scan_and_center_blocks(monkeypatch: pytest.MonkeyPatch
     assert t.dtype == torch.float32 and t.is_contiguous() and torch.equal(t, torch.from_numpy(big))
     t = kc._prepare(X[:, ::2], torch.device("cpu"))  # a strided view comes back contiguous and equal
     assert t.dtype == torch.float64 and t.is_contiguous() and torch.equal(t, torch.from_numpy(np.ascontiguousarray(X[:, ::2])))
+    for shape in ((40,), (2, 4, 5)):  # big but not 2-D: refused like a small one
+        with pytest.raises(InvalidInputError) as info:
+            kc.kcenter_greedy(np.ones(shape), 1)
+        assert str(info.value).startswith("features must be 2-D"), str(info.value)
     t = kc._prepare(np.arange(80, dtype=np.int64).reshape(20, 4), torch.device("cpu"))  # int input: not the float block path
     assert t.dtype == torch.float32 and torch.equal(t, torch.arange(80.0).reshape(20, 4))
