@@ -155,22 +155,26 @@ def test_small_blocks_nan_scan_and_center_blocks(monkeypatch: pytest.MonkeyPatch
         for chunk in (7, 100):
             np.testing.assert_allclose(kc.min_distances(X, lab, metric=metric, chunk_size=chunk), ref, rtol=1e-12, atol=1e-7)
             np.testing.assert_allclose(kc.min_distances(X, X[lab] + 0.0, metric=metric, chunk_size=chunk), ref, rtol=1e-12, atol=1e-7)
-    # NaN / Inf rows found block by block (rows 2, 9 and 40 in three different blocks), counted once per row
+    # NaN / Inf rows found block by block (7-row blocks: rows 2 and 3, 9, 40), counted once per row
     for dtype in (np.float64, np.float32):
         bad = X.astype(dtype)
-        bad[2, 0] = np.nan
+        bad[2, 0] = bad[3, 1] = np.nan
         bad[9, 1] = bad[9, 3] = np.inf
         bad[40, 2] = -np.inf
         for arr in (bad, torch.from_numpy(bad)):
             with pytest.raises(InvalidInputError) as info:
                 kc.kcenter_greedy(arr, 2)
-            assert str(info.value) == "features holds NaN or Inf in 3 row(s); clean or impute them first"
+            assert str(info.value) == "features holds NaN or Inf in 4 row(s); clean or impute them first"
     # finite rows whose block sum overflows are not refused; the block path keeps the data and dtype
     big = np.full((20, 4), 3e38, dtype=np.float32)
     t = kc._prepare(big, torch.device("cpu"))
     assert t.dtype == torch.float32 and t.is_contiguous() and torch.equal(t, torch.from_numpy(big))
     t = kc._prepare(X[:, ::2], torch.device("cpu"))  # a strided view comes back contiguous and equal
     assert t.dtype == torch.float64 and t.is_contiguous() and torch.equal(t, torch.from_numpy(np.ascontiguousarray(X[:, ::2])))
+    half = X.astype(np.float16)  # a big float16 array is computed in float32 like a small one
+    t = kc._prepare(half, torch.device("cpu"))
+    assert t.dtype == torch.float32 and torch.equal(t, torch.from_numpy(half.astype(np.float32)))
+    assert kc.kcenter_greedy(half, 20, seed=3).tolist() == kc.kcenter_greedy(half.astype(np.float32), 20, seed=3).tolist()
     for shape in ((40,), (2, 4, 5)):  # big but not 2-D: refused like a small one
         with pytest.raises(InvalidInputError) as info:
             kc.kcenter_greedy(np.ones(shape), 1)
