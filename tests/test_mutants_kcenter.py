@@ -181,3 +181,14 @@ def test_small_blocks_nan_scan_and_center_blocks(monkeypatch: pytest.MonkeyPatch
         assert str(info.value).startswith("features must be 2-D"), str(info.value)
     t = kc._prepare(np.arange(80, dtype=np.int64).reshape(20, 4), torch.device("cpu"))  # int input: not the float block path
     assert t.dtype == torch.float32 and torch.equal(t, torch.arange(80.0).reshape(20, 4))
+
+
+def test_low_precision_on_cpu_warns_and_computes_exactly() -> None:
+    from activelearn.ops.kcenter import kcenter_greedy
+
+    X = np.random.default_rng(25).normal(size=(40, 3))
+    with pytest.warns(RuntimeWarning) as record:
+        got = kcenter_greedy(X, 9, seed=2, low_precision=True, device="cpu")
+    assert [str(w.message) for w in record] == ["low_precision=True is only used on CUDA; computing exactly on CPU"]
+    assert record[0].filename == __file__  # stacklevel 2: the caller's line
+    assert got.tolist() == brute_greedy(X, 9, seed=2)
