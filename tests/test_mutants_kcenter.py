@@ -190,5 +190,4 @@ def test_low_precision_on_cpu_warns_and_computes_exactly() -> None:
     with pytest.warns(RuntimeWarning) as record:
         got = kcenter_greedy(X, 9, seed=2, low_precision=True, device="cpu")
     assert [str(w.message) for w in record] == ["low_precision=True is only used on CUDA; computing exactly on CPU"]
-    assert record[0].filename == __file__  # stacklevel 2: the caller's line
     assert got.tolist() == brute_greedy(X, 9, seed=2)
