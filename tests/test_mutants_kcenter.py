@@ -191,3 +191,7 @@ def test_low_precision_on_cpu_warns_and_computes_exactly() -> None:
         got = kcenter_greedy(X, 9, seed=2, low_precision=True, device="cpu")
     assert [str(w.message) for w in record] == ["low_precision=True is only used on CUDA; computing exactly on CPU"]
     assert got.tolist() == brute_greedy(X, 9, seed=2)
+    # 1.001 and 1 differ below bfloat16's resolution: stored in bfloat16 they would tie and row 1 would win
+    Y = np.array([[0.0], [1.0], [1.001]])
+    with pytest.warns(RuntimeWarning):
+        assert kcenter_greedy(Y, 1, labeled=[0], low_precision=True).tolist() == [2]
