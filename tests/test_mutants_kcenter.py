@@ -117,12 +117,14 @@ def test_error_messages_name_the_argument() -> None:
         ({"budget": 2, "method": "fast"}, InvalidParameterError, "method must be one of ['auto', 'plain', 'pruned'], got 'fast'"),
         ({"budget": 2, "chunk_size": 0}, InvalidParameterError, "chunk_size must be a positive int, got 0"),
         ({"budget": 2, "labeled": [0, 10]}, InvalidInputError, "labeled must lie in [0, 10)"),
+        ({"budget": 2, "device": "tpu"}, InvalidParameterError, "device must be 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),
         ({"budget": 9, "labeled": [0, 1]}, InvalidParameterError, "budget=9 exceeds the 8 non-labeled rows available (N=10, 2 labeled); pass budget <= 8"),
     ):
         with pytest.raises(err) as info:
             kcenter_greedy(X, **kw)
         assert str(info.value).startswith(msg), (kw, str(info.value))
-    for kw, msg in (({"metric": "l1"}, "metric must be one of"), ({"chunk_size": -1}, "chunk_size must be a positive int")):
+    for kw, msg in (({"metric": "l1"}, "metric must be one of"), ({"chunk_size": -1}, "chunk_size must be a positive int"),
+                    ({"device": "tpu"}, "device must be")):
         with pytest.raises(InvalidParameterError) as info:
             min_distances(X, [1], **kw)
         assert str(info.value).startswith(msg), (kw, str(info.value))
