@@ -197,3 +197,25 @@ def test_low_precision_on_cpu_warns_and_computes_exactly() -> None:
     Y = np.array([[0.0], [1.0], [1.001]])
     with pytest.warns(RuntimeWarning):
         assert kcenter_greedy(Y, 1, labeled=[0], low_precision=True).tolist() == [2]
+
+
+def test_min_distances_center_matrices() -> None:
+    """Center rows given as a matrix: converted to the features' dtype, may be empty, refused with their own name."""
+    from activelearn.exceptions import InvalidInputError
+    from activelearn.ops.kcenter import min_distances
+
+    X = np.random.default_rng(26).integers(-3, 4, size=(30, 3)).astype(np.float64)
+    X[X.sum(axis=1) == 0, 0] = 5.0  # no zero rows (cosine)
+    lab = [4, 11, 29]
+    for metric in ("euclidean", "cosine"):
+        ref = min_distances(X, lab, metric=metric)
+        got = min_distances(X, X[lab].astype(np.int64), metric=metric, chunk_size=7)  # int centers -> float64
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+        empty = min_distances(X, np.zeros((0, 3)), metric=metric)
+        assert empty.shape == (30,) and np.isinf(empty).all()
+    bad = X[lab].copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(InvalidInputError) as info:
+        min_distances(X, bad)
+    assert str(info.value) == "centers holds NaN or Inf in 1 row(s); clean or impute them first"
