@@ -219,3 +219,14 @@ def test_min_distances_center_matrices() -> None:
     with pytest.raises(InvalidInputError) as info:
         min_distances(X, bad)
     assert str(info.value) == "centers holds NaN or Inf in 1 row(s); clean or impute them first"
+
+
+def test_min_distances_far_from_origin_several_centers() -> None:
+    """Several centers at a 1e6 offset (float32): computed relative to the centers' mean, duplicates come out at 0."""
+    from activelearn.ops.kcenter import min_distances
+
+    x = np.full((6, 8), 5e5, dtype=np.float32)
+    x[:, 0] += np.array([0.0, 1.0, 2.0, 0.0, 1.0, 2.0], dtype=np.float32)
+    for chunk in (2, 100):
+        d = np.asarray(min_distances(x, x[:3], chunk_size=chunk))
+        np.testing.assert_allclose(d, np.zeros(6), atol=1e-3)
