@@ -12,8 +12,9 @@ Needs a mutmut folder in which the mutants were generated (``benchmarks/mutation
 per line, and a JSON with the population per module.  Run the sample with
 ``benchmarks/mutation.sh REV $(cat NAMES)``.
 
-Example (the committed sample: seed 13, 40 / 20 per module; strategies/cluster.py's names were
-re-drawn with seed 1317 after that file changed, see docs/results/mutation/sample.json)::
+The committed sample: seed 13, 40 / 20 per module, then a seeded 20 (seed 14) of each ops
+module's 40 once the machine's rate was measured; strategies/cluster.py's names were re-drawn
+with seed 1317 after that file changed (see docs/results/mutation/sample.json)::
 
     python benchmarks/mutation_sample.py /tmp/mut/ops --out /tmp/mut/sample
 """
@@ -102,6 +103,20 @@ def draw(pop: dict[str, list[str]], seed: int, per_ops: int, per_strategies: int
     return out
 
 
+def keep(sample: list[str], seed: int, per_ops: int) -> list[str]:
+    """A seeded ``per_ops`` of each ops module's drawn names (the committed sample's second step)."""
+    rng = np.random.default_rng(seed)
+    by_module: dict[str, list[str]] = {}
+    for name in sample:
+        by_module.setdefault(".".join(name.split(".")[1:3]), []).append(name)
+    out: list[str] = []
+    for module, names in by_module.items():
+        if module.startswith("ops.") and len(names) > per_ops:
+            names = [names[i] for i in sorted(rng.choice(len(names), size=per_ops, replace=False).tolist())]
+        out += names
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mutmut_dir", type=Path)
@@ -109,9 +124,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--per-ops", type=int, default=40)
     ap.add_argument("--per-strategies", type=int, default=20)
+    ap.add_argument("--keep-ops", type=int, default=20, help="then keep this many of each ops module's names (0: all)")
+    ap.add_argument("--keep-seed", type=int, default=14)
     args = ap.parse_args(argv)
     pop = population(args.mutmut_dir)
     sample = draw(pop, args.seed, args.per_ops, args.per_strategies)
+    if args.keep_ops:
+        sample = keep(sample, args.keep_seed, args.keep_ops)
     args.out.with_suffix(".txt").write_text("\n".join(sample) + "\n")
     meta = {"seed": args.seed, "per_module": {"ops": args.per_ops, "strategies": args.per_strategies},
             "population": {m: len(k) for m, k in pop.items()}, "sample": sample}

@@ -71,11 +71,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--command", required=True)
     ap.add_argument("--selection-from", type=Path, help="pyproject.toml whose [tool.mutmut] test selection the run used")
     ap.add_argument("--only", default=None, help="regex: keep only mutant names that match (e.g. '^activelearn\\.ops\\.')")
+    ap.add_argument("--names", type=Path, default=None, help="keep only the mutants named in this file (one per line: a sample)")
     ap.add_argument("--base", type=Path, default=None, help="BEFORE.json: this results file is a rerun of some of its mutants")
     args = ap.parse_args(argv)
     statuses = parse(args.results)
     if args.only:
         statuses = {n: s for n, s in statuses.items() if re.search(args.only, n)}
+    if args.names:
+        wanted = set(args.names.read_text().split())
+        missing = sorted(wanted - set(statuses))
+        if missing:
+            raise SystemExit(f"{len(missing)} named mutants have no result in {args.results}: {missing[:3]} ...")
+        statuses = {n: s for n, s in statuses.items() if n in wanted}
     meta: dict[str, Any] = {"rev": args.rev, "command": args.command}
     if args.selection_from:
         text = args.selection_from.read_text()
@@ -112,9 +119,8 @@ def module_of(name: str) -> str:
     return ".".join(name.split(".")[1:3])
 
 
-def _counts(summary: dict[str, Any], names: set[str] | None = None) -> dict[str, collections.Counter[str]]:
-    """Per module: killed / total (``names``: restrict to these mutants; killed ones are only counted, so
-    ``names`` must cover every mutant the summary holds, which a sample run's summary does)."""
+def _counts(summary: dict[str, Any]) -> dict[str, collections.Counter[str]]:
+    """Per module: ``killed`` and ``total`` mutants of a summary."""
     out: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for f, counts in summary["functions"].items():
         for status, n in counts.items():
@@ -123,37 +129,66 @@ def _counts(summary: dict[str, Any], names: set[str] | None = None) -> dict[str,
     return out
 
 
+def _harmless(folder: Path) -> list[dict[str, Any]]:
+    """``harmless.json``: groups ``{"mutants": [full names], "note": "what it changes: why it cannot change a result"}``."""
+    return json.loads((folder / "harmless.json").read_text())
+
+
+#: (before, after) summaries per run of docs/results/mutation: the seeded sample and the whole of ops/jenks.py
+RUNS = (("before.json", "after.json"), ("jenks_before.json", "jenks_after.json"))
+
+
 def sample_table(folder: Path) -> str:
-    """Killed / sampled per module before and after, and what became of the survivors (docs/reliability.md)."""
-    sample = json.loads((folder / "sample.json").read_text())
-    before = json.loads((folder / "before.json").read_text())
-    after = json.loads((folder / "after.json").read_text())
-    harmless = json.loads((folder / "harmless.json").read_text())
-    b, a = _counts(before), _counts(after)
-    left: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    for name, status in after["not_killed"].items():
-        left[module_of(name)]["harmless" if name in harmless else status] += 1
-    rows = ["| module | mutants | sampled | killed before | killed after | left: harmless | left: survived | left: no tests |",
+    """Killed / tested per module before and after, and what became of the rest (docs/reliability.md)."""
+    population = json.loads((folder / "sample.json").read_text())["population"]
+    harmless = {n for g in _harmless(folder) for n in g["mutants"]}
+    rows = ["| module | mutants | tested | killed before | killed after | left: harmless | left: survived | left: no tests |",
             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    tot = collections.Counter()
-    for mod in sample["population"]:
-        n = b[mod]["total"]
-        if a[mod]["total"] != n:
-            raise ValueError(f"{mod}: {n} mutants before, {a[mod]['total']} after")
-        row = (sample["population"][mod], n, b[mod]["killed"], a[mod]["killed"], left[mod]["harmless"], left[mod]["survived"], left[mod]["no tests"])
-        for key, v in zip(("pop", "n", "kb", "ka", "h", "s", "nt"), row):
-            tot[key] += v
-        rows.append(f"| {mod} | {row[0]:,} | {n} | {row[2]} ({100 * row[2] / n:.0f} %) | {row[3]} ({100 * row[3] / n:.0f} %) | {row[4]} | {row[5]} | {row[6]} |")
-    rows.append(f"| **all** | {tot['pop']:,} | {tot['n']} | {tot['kb']} ({100 * tot['kb'] / tot['n']:.0f} %) | {tot['ka']} ({100 * tot['ka'] / tot['n']:.0f} %) "
+    tot: collections.Counter[str] = collections.Counter()
+    for before_name, after_name in RUNS:
+        before = json.loads((folder / before_name).read_text())
+        after = json.loads((folder / after_name).read_text())
+        b, a = _counts(before), _counts(after)
+        left: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+        for name, status in after["not_killed"].items():
+            left[module_of(name)]["harmless" if name in harmless else status] += 1
+        for mod in sorted(b):
+            n = b[mod]["total"]
+            if a[mod]["total"] != n:
+                raise ValueError(f"{mod}: {n} mutants before, {a[mod]['total']} after")
+            row = {"pop": population.get(mod, n), "n": n, "kb": b[mod]["killed"], "ka": a[mod]["killed"],
+                   "h": left[mod]["harmless"], "s": left[mod]["survived"], "nt": left[mod]["no tests"]}
+            tot.update(row)
+            rows.append(f"| {mod} | {row['pop']:,} | {n} | {row['kb']} ({100 * row['kb'] / n:.0f} %) | {row['ka']} ({100 * row['ka'] / n:.0f} %) "
+                        f"| {row['h']} | {row['s']} | {row['nt']} |")
+    n = tot["n"]
+    rows.append(f"| **all** | {tot['pop']:,} | {n} | {tot['kb']} ({100 * tot['kb'] / n:.0f} %) | {tot['ka']} ({100 * tot['ka'] / n:.0f} %) "
                 f"| {tot['h']} | {tot['s']} | {tot['nt']} |")
     return "\n".join(rows)
 
 
-def harmless_table(folder: Path, prefix: str = "") -> str:
-    """The survivors judged harmless, with the reason (docs/reliability.md)."""
-    harmless = json.loads((folder / "harmless.json").read_text())
-    rows = ["| mutant | why it cannot change a result |", "|---|---|"]
-    for name, why in sorted(harmless.items()):
-        if name.startswith(prefix):
-            rows.append(f"| `{name.removeprefix('activelearn.')}` | {why} |")
+def harmless_table(folder: Path) -> str:
+    """The counted mutants left after the rerun that were judged harmless, grouped by reason (docs/reliability.md)."""
+    left = {n for _, after in RUNS for n in json.loads((folder / after).read_text())["not_killed"]}
+    rows = ["| mutants | what it changes and why that cannot change a result |", "|---|---|"]
+    for g in _harmless(folder):
+        counted = [n for n in g["mutants"] if n in left]  # the helpers also read mutants outside the sample
+        if not counted:
+            continue
+        names = ", ".join(f"`{n.removeprefix('activelearn.')}`" for n in counted)
+        note = g["note"].replace("|", "\\|").removeprefix("harmless").lstrip(" :")
+        rows.append(f"| {names} | {note} |")
+    return "\n".join(rows)
+
+
+def open_table(folder: Path) -> str:
+    """Counted mutants left after the rerun and not judged harmless, with the reader's note (``open.json``)."""
+    harmless = {n for g in _harmless(folder) for n in g["mutants"]}
+    notes = {n: g["note"] for g in json.loads((folder / "open.json").read_text()) for n in g["mutants"]}
+    rows = ["| mutant | status after | note |", "|---|---|---|"]
+    for _, after in RUNS:
+        for name, status in sorted(json.loads((folder / after).read_text())["not_killed"].items()):
+            if name not in harmless:
+                note = notes.get(name, "not read yet").replace("|", "\\|")
+                rows.append(f"| `{name.removeprefix('activelearn.')}` | {status} | {note} |")
     return "\n".join(rows)
