@@ -262,6 +262,13 @@ def _mx():  # examples/mixmnist.py, imported when a MixMNIST table is built
     return mixmnist
 
 
+def _mut():  # benchmarks/mutation_summary.py, imported when a mutation table is built
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import mutation_summary
+
+    return mutation_summary
+
+
 #: (page relative to docs/results, table id) -> builder
 TABLES: dict[tuple[str, str], Callable[[], str]] = {
     ("rmnist.md", "rmnist-cdal"): rmnist_cdal,
@@ -287,6 +294,9 @@ TABLES: dict[tuple[str, str], Callable[[], str]] = {
     ("mixmnist.md", "mixmnist-scale"): lambda: _mx().scale_table(RESULTS / "mixmnist_scale"),
     ("mixmnist.md", "mixmnist-epochs100"): lambda: _mx().seed_table(RESULTS / "mixmnist_epochs100"),
     ("mixmnist.md", "mixmnist-60k"): lambda: _mx().cost_table(RESULTS / "mixmnist_60k", "paper"),
+    ("../reliability.md", "mutation-sample"): lambda: _mut().sample_table(RESULTS / "mutation"),
+    ("../reliability.md", "mutation-harmless"): lambda: _mut().harmless_table(RESULTS / "mutation"),
+    ("../reliability.md", "mutation-open"): lambda: _mut().open_table(RESULTS / "mutation"),
 }
 
 
