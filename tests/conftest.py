@@ -12,6 +12,15 @@ import activelearn as al
 from activelearn.backbones import MLP
 
 
+@pytest.fixture
+def single_thread():  # type: ignore[no-untyped-def]
+    """One torch thread for the test (tiny tensors: OpenMP threading only adds overhead, a lot on a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @dataclass
 class Setup:
     model: al.ALModel

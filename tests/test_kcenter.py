@@ -14,13 +14,7 @@ from activelearn.ops.kcenter import kcenter_greedy, min_distances
 METHODS = ("plain", "pruned", "auto")
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """These tensors are tiny: OpenMP threading only adds overhead (a lot of it on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 # --------------------------------------------------------------------------- #

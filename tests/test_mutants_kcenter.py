@@ -9,12 +9,7 @@ import torch
 from activelearn.ops.kcenter import _Geometry
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def brute_distances(X: np.ndarray, rows: np.ndarray, c: np.ndarray, metric: str) -> np.ndarray:

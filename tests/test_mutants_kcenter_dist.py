@@ -29,12 +29,7 @@ from activelearn.ops.kcenter import kcenter_greedy
 from activelearn.ops.kcenter_dist import kcenter_greedy_distributed
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 # --------------------------------------------------------------------------- #
