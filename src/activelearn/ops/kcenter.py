@@ -98,16 +98,6 @@ class _Geometry:
         self.aux = torch.empty(self.n, dtype=self.cdtype, device=self.device)
         for s in range(0, self.n, chunk_size):
             self.aux[s : s + chunk_size] = self.row_aux(self.X[s : s + chunk_size])
-        if metric == "euclidean":
-            scale = math.sqrt(float(self.aux.max())) if self.n else 0.0
-        else:
-            scale = 1.0
-        eps = float(torch.finfo(self.X.dtype).eps)
-        # Bound on the absolute error of one computed distance (in Euclidean /
-        # chord units): cancellation in |x|^2 + |c|^2 - 2 x.c costs about
-        # sqrt(d) * eps * scale^2 on the square, hence sqrt(...) after sqrt.
-        self.delta = math.sqrt(8.0 * math.sqrt(max(self.d, 1)) * eps) * scale
-        self.rel = 8.0 * math.sqrt(max(self.d, 1)) * eps
 
     # ---- per-row auxiliaries -------------------------------------------------
     def row_aux(self, A: torch.Tensor) -> torch.Tensor:
