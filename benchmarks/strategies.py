@@ -217,6 +217,10 @@ CHUNKS = {
                            "blocks of 256 rows x k; the gathered unlabeled features (179,500 x 256 float32, 175 MiB) are "
                            "centred in place, not copied; with the default tol, scikit-learn's tolerance also allocates one "
                            "features-sized temporary (tol=0 row: without it); see the paragraph under the table"),
+    "cdal": ("chunk: the labeled-set distances run 65,536 rows x 256 labeled centres = 2^24 float64 divergences (128 MiB) "
+             "per block, about four such temporaries in its expression (~512 MiB, the bulk of the added memory), plus the "
+             "probabilities and their logs in float64 (2 x 180,000 x 10 x 8 B = 27 MiB); the greedy steps then use "
+             "65,536-row vectors; read from ops/symkl.py, not measured part by part"),
     "batchbald": ("chunk: max_elements = 2^24 float64 values (128 MiB) of M x rows x C per scoring block, overwritten in "
                   "place; candidates' K x C log-probabilities are the features"),
 }
