@@ -93,5 +93,5 @@ def test_default_tolerance_is_the_one_the_committed_results_used() -> None:
 
 @pytest.mark.parametrize("bad", [-1e-9, float("inf"), float("nan"), "0", True])
 def test_bad_tolerance_is_refused(bad: object) -> None:
-    with pytest.raises(al.exceptions.InvalidParameterError, match="tol must be a finite number >= 0"):
+    with pytest.raises(al.exceptions.InvalidParameterError, match="tol must be a finite number >= 0, got"):
         al.strategies.get("cluster_annotation", tol=bad)

@@ -128,5 +128,5 @@ def test_ibal_d_with_a_large_gamma_picks_the_farthest_in_latent_space() -> None:
 
 
 def test_entropy_d_bad_gamma_is_refused() -> None:
-    with pytest.raises(InvalidParameterError, match="gamma must be a number >= 0, got -1"):
+    with pytest.raises(InvalidParameterError, match="gamma must be a finite number >= 0, got -1"):
         al.strategies.get("entropy_d", gamma=-1)

@@ -84,3 +84,9 @@ def test_bad_parameters_raise() -> None:
         al.strategies.get("vaal", latent_dim=0)
     with pytest.raises(InvalidParameterError, match="lr"):
         VAALModule(lr=0.0)
+
+
+@pytest.mark.parametrize("name, bad", [("lr", float("inf")), ("lr", 0.0), ("beta", float("nan")), ("adversary_weight", -1.0)])
+def test_vaal_refuses_non_finite_or_out_of_range_weights(name: str, bad: float) -> None:
+    with pytest.raises(al.exceptions.InvalidParameterError, match=f"{name} must be a finite number"):
+        al.strategies.get("vaal", **{name: bad})

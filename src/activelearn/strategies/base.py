@@ -46,6 +46,16 @@ def positive_int(name: str, value: Any) -> None:
         raise InvalidParameterError(f"{name} must be a positive int, got {value!r}")
 
 
+def positive_real(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 < float(value) < float("inf"):
+        raise InvalidParameterError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def nonnegative_real(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) < float("inf"):
+        raise InvalidParameterError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
 def a_bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise InvalidParameterError(f"{name} must be True or False, got {value!r}")

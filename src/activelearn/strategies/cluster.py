@@ -66,7 +66,7 @@ import torch
 
 from ..exceptions import InvalidParameterError
 from ..ops.clustering import kmeans
-from .base import ScoreStrategy, Strategy, one_of, optional_int, positive_int
+from .base import ScoreStrategy, Strategy, nonnegative_real, one_of, optional_int, positive_int
 from .registry import get, get_class, register
 
 if TYPE_CHECKING:
@@ -79,11 +79,6 @@ __all__ = ["ClusterAnnotation", "propose_clusters"]
 def _fraction(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:
         raise InvalidParameterError(f"{name} must be a fraction in [0, 1], got {value!r}")
-
-
-def _tolerance(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) < float("inf"):
-        raise InvalidParameterError(f"{name} must be a finite number >= 0 (0: no tolerance stop, n_iter iterations or strict convergence), got {value!r}")
 
 
 def _sample_name(name: str, value: Any) -> None:
@@ -192,7 +187,7 @@ class ClusterAnnotation(Strategy):
         "cluster_size": positive_int,
         "rank": one_of("all", "purity", "compact", "random"),
         "n_iter": positive_int,
-        "tol": _tolerance,
+        "tol": nonnegative_real,
         "chunk_size": positive_int,
         "sklearn_below": optional_int,
         "seed": optional_int,

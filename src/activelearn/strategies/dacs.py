@@ -30,7 +30,7 @@ from ..ops.density import knn_density, lsh_density
 from ..ops.jenks import jenks_breaks, jenks_labels
 from ..ops.kcenter import kcenter_greedy
 from ..ops.kcenter_dist import kcenter_greedy_distributed
-from .base import Strategy, check_budget, one_of, optional_int, positive_int
+from .base import Strategy, check_budget, one_of, optional_int, positive_int, positive_real
 from .registry import register
 
 if TYPE_CHECKING:
@@ -38,11 +38,6 @@ if TYPE_CHECKING:
     from ..pools import Pools
 
 __all__ = ["DACS", "dacs_select", "group_budgets", "density_groups"]
-
-
-def _positive_real(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise InvalidParameterError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 def _even_positive_int(name: str, value: Any) -> None:
@@ -95,7 +90,7 @@ def group_budgets(sizes: np.ndarray | list[int], budget: int, *, tau: float = 0.
     [3, 3, 2, 2]
     """
     budget = check_budget(budget)
-    _positive_real("tau", tau)
+    positive_real("tau", tau)
     sz = np.asarray(sizes, dtype=np.int64)
     if sz.ndim != 1 or sz.size == 0 or (sz < 0).any():
         raise InvalidInputError(f"sizes must be a non-empty 1-D array of counts >= 0, got {sizes!r}")
@@ -145,7 +140,7 @@ def _check_select_params(*, n_groups: Any, tau: Any, density: Any, n_buckets: An
                          knn_k: Any, cross_group: Any, distributed: Any, seed: Any) -> None:
     """The parameter checks of :func:`dacs_select` (each raises InvalidParameterError naming the parameter)."""
     positive_int("n_groups", n_groups)
-    _positive_real("tau", tau)
+    positive_real("tau", tau)
     one_of("lsh", "knn")("density", density)
     _even_positive_int("n_buckets", n_buckets)
     positive_int("n_rounds", n_rounds)
@@ -371,7 +366,7 @@ class DACS(Strategy):
     requires = frozenset({"aux_embedding"})
     _constraints: ClassVar[dict[str, Callable[[str, Any], None]]] = {
         "n_groups": positive_int,
-        "tau": _positive_real,
+        "tau": positive_real,
         "density": one_of("lsh", "knn"),
         "n_buckets": _even_positive_int,
         "n_rounds": positive_int,
@@ -379,8 +374,8 @@ class DACS(Strategy):
         "knn_k": positive_int,
         "cross_group": _bool,
         "aux_dim": positive_int,
-        "aux_weight": _positive_real,  # 0 would leave the projection DACS measures on untrained
-        "aux_scale": _positive_real,
+        "aux_weight": positive_real,  # 0 would leave the projection DACS measures on untrained
+        "aux_scale": positive_real,
         "detach_after": _fraction,
         "chunk_size": positive_int,
         "seed": optional_int,

@@ -25,17 +25,15 @@ autoencoder without training it again.
 
 from __future__ import annotations
 
-import numbers
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 import torch
 
-from ..exceptions import InvalidParameterError
 from ..ops.kcenter import min_distances
 from ..ops.representer import ibal_scores, with_bias
 from .autoencoder import build_autoencoder, fit_autoencoder, pool_latents
-from .base import ScoreStrategy, positive_int
+from .base import ScoreStrategy, nonnegative_real, positive_int, positive_real
 from .registry import register
 
 if TYPE_CHECKING:
@@ -51,16 +49,6 @@ SCORE_ROWS = 16384
 #: distance block bound of IBAL-D / Entropy-D: ``min(chunk_size, DIST_ELEMS // |L|)`` rows x ``|L|``
 #: labeled codes at a time (2**21 float64 values, 16 MiB, per temporary of the block)
 DIST_ELEMS = 2**21
-
-
-def positive_float(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) > 0 or not np.isfinite(float(value)):
-        raise InvalidParameterError(f"{name} must be a positive number, got {value!r}")
-
-
-def nonnegative_float(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) >= 0 or not np.isfinite(float(value)):
-        raise InvalidParameterError(f"{name} must be a number >= 0, got {value!r}")
 
 
 @register("ibal")
@@ -82,7 +70,7 @@ class IBAL(ScoreStrategy):
     """
 
     requires = frozenset({"probs", "embeddings"})
-    _constraints: ClassVar[dict[str, Callable[[str, Any], None]]] = {"lam": positive_float}
+    _constraints: ClassVar[dict[str, Callable[[str, Any], None]]] = {"lam": positive_real}
 
     def __init__(self, *, lam: float = 1e-3, subset: int | None = None, seed: int | None = None) -> None:
         super().__init__(subset=subset, seed=seed)
@@ -160,11 +148,11 @@ class _DistanceMixin:
 
 
 _DIST_CONSTRAINTS: dict[str, Callable[[str, Any], None]] = {
-    "gamma": nonnegative_float,
+    "gamma": nonnegative_real,
     "latent_dim": positive_int,
     "ae_epochs": positive_int,
     "ae_batch_size": positive_int,
-    "ae_lr": positive_float,
+    "ae_lr": positive_real,
     "chunk_size": positive_int,
 }
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 
-from ..exceptions import InvalidParameterError
 from ..extensions.vaal import VAALModule
-from .base import ScoreStrategy, positive_int
+from .base import ScoreStrategy, nonnegative_real, positive_int, positive_real
 from .registry import register
 
 if TYPE_CHECKING:
@@ -17,16 +15,6 @@ if TYPE_CHECKING:
     from ..pools import Pools
 
 __all__ = ["VAAL"]
-
-
-def _nonneg(name: str, value: Any) -> None:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not float(value) >= 0:
-        raise InvalidParameterError(f"{name} must be a non-negative number, got {value!r}")
-
-
-def _pos(name: str, value: Any) -> None:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not float(value) > 0:
-        raise InvalidParameterError(f"{name} must be a positive number, got {value!r}")
 
 
 @register("vaal")
@@ -60,7 +48,7 @@ class VAAL(ScoreStrategy):
     _constraints: ClassVar[dict[str, Callable[[str, Any], None]]] = {
         "latent_dim": positive_int, "hidden": positive_int, "disc_hidden": positive_int,
         "vae_steps": positive_int, "adv_steps": positive_int,
-        "beta": _nonneg, "adversary_weight": _nonneg, "lr": _pos,
+        "beta": nonnegative_real, "adversary_weight": nonnegative_real, "lr": positive_real,
     }
 
     def __init__(
